@@ -1,0 +1,5 @@
+"""`python -m coldsign`."""
+
+from coldsign.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""Entry point: the root app with one Typer sub-app per command group."""
+
+from __future__ import annotations
+
+from coldsign.cli import psbt, regtest, wallet
+from coldsign.cli.app import app
+
+app.add_typer(wallet.app, name="wallet")
+app.add_typer(psbt.app, name="psbt")
+app.add_typer(regtest.app, name="regtest")
+
+
+def main() -> int:
+    try:
+        app(prog_name="coldsign")
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0

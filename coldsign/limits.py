@@ -1,0 +1,30 @@
+"""Hard limits on untrusted input, in one place (after python-tuf's config dataclass).
+
+Every reader of outside data checks its size against one of these before parsing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    # A 2,000-input segwit PSBT carrying every previous transaction is ~5 MB; 16 MiB leaves room
+    # for large legacy previous transactions without letting a hostile file exhaust memory.
+    psbt_max_bytes: int = 16 * 1024 * 1024
+    psbt_max_inputs: int = 10_000
+    psbt_max_outputs: int = 10_000
+    # One key-value entry of a PSBT map (a previous transaction is the largest legitimate one).
+    psbt_max_value_bytes: int = 4_000_000
+    psbt_max_map_entries: int = 1_000
+    transaction_max_bytes: int = 4_000_000
+    descriptor_max_chars: int = 10_000
+    multisig_max_keys: int = 15
+    mnemonic_file_max_bytes: int = 4_096
+    wallet_file_max_bytes: int = 1_000_000
+    # How far above the highest index used by the PSBT's inputs a change index may claim to be.
+    change_index_max_gap: int = 1_000
+
+
+LIMITS = Limits()

@@ -1,0 +1,63 @@
+"""Files and folders: atomic writes, bounded reads, the home folder layout.
+
+An atomic write is temp file in the same folder + fsync + rename + fsync of the folder, so a
+crash leaves either the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from coldsign.errors import BadInput, NotFound
+
+
+def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644) -> Path:
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def read_limited(path: Path | str, limit: int, *, what: str = "file") -> bytes:
+    """Read a whole file, refusing one larger than `limit` bytes (read once, bounded)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise NotFound(f"{what} not found", where=str(path)) from None
+    except IsADirectoryError:
+        raise BadInput(f"{what} is a folder, not a file", where=str(path)) from None
+    if len(data) > limit:
+        raise BadInput(f"{what} is larger than the limit of {limit} bytes", where=str(path),
+                       hint="check that this is the right file")
+    return data
+
+
+def default_home() -> Path:
+    """The user data folder: $XDG_DATA_HOME/coldsign or ~/.local/share/coldsign."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "coldsign"
