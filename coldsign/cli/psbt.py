@@ -1,7 +1,233 @@
-"""`coldsign psbt ...`."""
+"""`coldsign psbt inspect | sign | combine | finalize | broadcast`."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="psbt commands")
+from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.errors import BadInput, PSBTDecodeError, UsageProblem, VerificationFailed
+from coldsign.limits import LIMITS
+from coldsign.store import atomic_write, read_limited
+
+app = typer.Typer(no_args_is_help=True, help="Review, sign, combine, finalize and broadcast PSBTs.")
+
+PSBT_MAGIC = b"psbt\xff"
+
+
+def read_psbt(path: Path):
+    """Read once (bounded), decode binary/base64/hex. Returns (psbt, raw bytes, was_binary)."""
+    from coldsign.psbt.codec import decode_psbt
+
+    raw = read_limited(path, LIMITS.psbt_max_bytes, what="PSBT file")
+    try:
+        psbt = decode_psbt(raw)
+    except PSBTDecodeError as err:
+        err.where = err.where or str(path)
+        raise
+    return psbt, raw, raw.startswith(PSBT_MAGIC)
+
+
+def write_psbt(path: Path, psbt, binary: bool) -> tuple[bytes, str]:
+    data = psbt.serialize()
+    out = data if binary else base64.b64encode(data) + b"\n"
+    atomic_write(path, out)
+    return out, hashlib.sha256(out).hexdigest()
+
+
+def pick_wallet(settings, name: str | None, psbt, *, required: bool):
+    """The registration named, or the one registered wallet whose keys the PSBT's inputs claim."""
+    from coldsign.wallet import registry
+
+    if name:
+        return registry.load(settings.home, name)
+    fingerprints = set()
+    for i in range(len(psbt.inputs)):
+        view = psbt.input(i)
+        fingerprints |= {fp for fp, _ in view.bip32_derivations.values()}
+        fingerprints |= {fp for _, fp, _ in view.tap_bip32_derivations.values()}
+    matches = [r for r in registry.list_wallets(settings.home)
+               if fingerprints & {k.origin.fingerprint for k in r.descriptor.keys}]
+    if len(matches) == 1:
+        return matches[0]
+    if required or len(matches) > 1:
+        names = ", ".join(r.name for r in matches) or "none"
+        raise UsageProblem(f"say which wallet this PSBT spends from (registered wallets matching its keys: {names})",
+                           hint="pass --wallet NAME; register it first with `coldsign wallet register`")
+    return None
+
+
+def network_for(settings, registration):
+    if registration is not None and settings.network is not None and settings.network != registration.network:
+        raise UsageProblem(f"wallet {registration.name} is registered on {registration.network.value}, "
+                           f"not {settings.network.value}", hint="drop --network or use the right wallet")
+    return settings.require_network(registration.network if registration else None)
+
+
+WalletOpt = Annotated[Optional[str], typer.Option("--wallet", help="registered wallet name")]
+
+
+@app.command()
+def inspect(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="PSBT file: binary, base64 or hex")],
+    wallet: WalletOpt = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Show what a PSBT does: coins spent, payments, change, fee, and every rule it breaks.
+
+    Example: coldsign --network regtest psbt inspect withdrawal.psbt --wallet vault --json
+    """
+    from coldsign.console import render_review
+    from coldsign.psbt.review import review
+
+    settings = settings_of(ctx, json_flag)
+    psbt, _raw, _binary = read_psbt(file)
+    registration = pick_wallet(settings, wallet, psbt, required=False)
+    network = network_for(settings, registration)
+    result = review(psbt, network, registration.descriptor if registration else None,
+                    wallet_name=registration.name if registration else None)
+    emit(settings, result.to_json(), lambda: render_review(result))
+
+
+@app.command()
+def sign(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="PSBT file: binary, base64 or hex")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the signed PSBT")],
+    mnemonic_file: Annotated[Optional[Path], typer.Option("--mnemonic-file", help="file holding the BIP-39 "
+                             "words (else a no-echo prompt)")] = None,
+    passphrase_file: Annotated[Optional[Path], typer.Option("--passphrase-file",
+                               help="file holding the BIP-39 passphrase")] = None,
+    wallet: WalletOpt = None,
+    allow_high_fee: Annotated[bool, typer.Option("--allow-high-fee", help="sign although the fee is above "
+                              "10% of the amount sent or 1,000 sat/vB")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Review, then sign every input of the wallet with the seed's keys; each new signature is checked
+    by libbitcoinkernel before anything is written. Refusals exit 4 and write nothing.
+
+    Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --mnemonic-file /media/seed.txt --out signed.psbt
+    """
+    from coldsign.console import render_review, render_sign_report
+    from coldsign.keys.seed import load_seed
+    from coldsign.psbt.review import review
+    from coldsign.psbt.sign import check_signatures, refuse_if_needed
+    from coldsign.psbt.sign import sign as sign_psbt
+
+    settings = settings_of(ctx, json_flag)
+    psbt, _raw, binary = read_psbt(file)
+    registration = pick_wallet(settings, wallet, psbt, required=True)
+    network = network_for(settings, registration)
+    result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
+                    allow_high_fee=allow_high_fee)
+    if not settings.json:
+        render_review(result)
+    refuse_if_needed(result)  # before the seed is even read
+    prompt = None
+    if mnemonic_file is None:
+        if not sys.stdin.isatty():
+            raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on")
+        prompt = lambda label: typer.prompt(label, hide_input=True)  # noqa: E731
+    seed = load_seed(mnemonic_file, passphrase_file, prompt=prompt)
+    report = sign_psbt(psbt, result, registration.descriptor, seed)
+    check_signatures(report, result)
+    _data, sha = write_psbt(out, report.psbt, binary)
+    doc = {**report.to_json(), "out": str(out), "sha256": sha}
+    emit(settings, doc, lambda: render_sign_report(report, str(out), sha))
+
+
+@app.command()
+def combine(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="PSBT files of the same transaction")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the combined PSBT")],
+    json_flag: JsonFlag = False,
+) -> None:
+    """Merge the signatures of several PSBTs of the same unsigned transaction (BIP-174 combiner).
+
+    Example: coldsign psbt combine signed-alice.psbt signed-bob.psbt --out combined.psbt
+    """
+    from coldsign.psbt.codec import combine as combine_psbts
+
+    settings = settings_of(ctx, json_flag)
+    loaded = [read_psbt(f) for f in files]
+    merged = combine_psbts([p for p, _, _ in loaded])
+    _data, sha = write_psbt(out, merged, loaded[0][2])
+    emit(settings, {"out": str(out), "sha256": sha, "txid": merged.txid(), "combined": len(files)},
+         lambda: typer.echo(f"Combined {len(files)} PSBT(s) of {merged.txid()} into {out} (sha256 {sha})"))
+
+
+@app.command()
+def finalize(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="signed PSBT files of the same transaction")],
+    out: Annotated[Path, typer.Option("--out", help="where to write the final transaction (hex)")],
+    json_flag: JsonFlag = False,
+) -> None:
+    """Combine, finalize, and run every input through libbitcoinkernel; write the network transaction.
+
+    Example: coldsign psbt finalize signed-alice.psbt signed-bob.psbt --out withdrawal.tx --json
+    """
+    from coldsign.psbt.codec import combine as combine_psbts
+    from coldsign.psbt.consensus import verify_inputs
+    from coldsign.psbt.finalize import finalize as finalize_psbt
+
+    settings = settings_of(ctx, json_flag)
+    psbts = [read_psbt(f)[0] for f in files]
+    merged = combine_psbts(psbts) if len(psbts) > 1 else psbts[0]
+    final = finalize_psbt(merged)
+    failed = [v for v in verify_inputs(final.tx, final.spent, range(len(final.spent))) if not v.ok]
+    if failed:
+        raise VerificationFailed(f"libbitcoinkernel rejects {len(failed)} input(s); nothing was written",
+                                 code="consensus", details=[{"index": v.index, "code": "consensus",
+                                                             "message": v.message} for v in failed])
+    atomic_write(out, final.tx.hex() + "\n")
+    emit(settings, {"txid": final.txid, "hex": final.tx.hex(), "consensus_checked": True, "out": str(out)},
+         lambda: typer.echo(f"Final transaction {final.txid}: every input accepted by libbitcoinkernel; "
+                            f"wrote {out}"))
+
+
+def read_transaction(path: Path) -> bytes:
+    raw = read_limited(path, LIMITS.transaction_max_bytes * 2 + 2, what="transaction file")
+    text = raw.strip()
+    try:
+        return bytes.fromhex(text.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        if len(raw) > LIMITS.transaction_max_bytes:
+            raise BadInput("transaction file is too large", where=str(path)) from None
+        return raw
+
+
+@app.command()
+def broadcast(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="final transaction (hex or binary)")],
+    regtest: Annotated[bool, typer.Option("--regtest", help="mine it on the embedded regtest chain")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Send a final transaction. With --regtest: mine it into a block of the embedded chain and
+    report the height, or why the block was refused.
+
+    Example: coldsign psbt broadcast withdrawal.tx --regtest --json
+    """
+    from coldsign.chain.regtest import RegtestChain
+
+    settings = settings_of(ctx, json_flag)
+    if not regtest:
+        raise UsageProblem("only the embedded regtest chain can broadcast in this version",
+                           hint="pass --regtest (Bitcoin Core and Esplora sources arrive with the watch half)")
+    tx = read_transaction(file)
+    with RegtestChain.open(settings.home / "regtest") as chain:
+        result = chain.broadcast(tx)
+    if not result.accepted:
+        raise VerificationFailed(f"the block holding the transaction was refused: {result.reason}",
+                                 where=str(file), code="block-refused", hint="the chain tip did not move")
+    txid = result.txids[-1] if result.txids else None
+    emit(settings, {"txid": txid, "accepted": True, "height": result.height, "block_hash": result.block_hash},
+         lambda: typer.echo(f"Mined {txid} in block {result.height} ({result.block_hash})"))

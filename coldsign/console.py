@@ -1,0 +1,68 @@
+"""Rich rendering of result objects. The only UI code; nothing here decides anything."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+_out = Console(highlight=False)
+_err = Console(stderr=True, highlight=False)
+
+
+def btc(sat: int | None) -> str:
+    if sat is None:
+        return "?"
+    sign = "-" if sat < 0 else ""
+    whole, frac = divmod(abs(sat), 100_000_000)
+    return f"{sign}{whole}.{frac:08d} BTC"
+
+
+def render_review(review, console: Console = _out) -> None:
+    wallet = review.wallet_name or "no wallet given"
+    console.print(Text.assemble(("Transaction ", "bold"), (review.txid, "cyan"),
+                                f"   PSBT v{review.psbt_version}   network {review.network.value}   wallet {wallet}"))
+    inputs = Table(title="Spends", title_justify="left", show_lines=False)
+    for col in ("#", "coin (txid:vout)", "amount", "type", "amount proven", "ours", "signatures"):
+        inputs.add_column(col)
+    for item in review.inputs:
+        inputs.add_row(str(item.index), item.prevout, btc(item.amount_sat), item.script_type,
+                       "yes" if item.amount_verified else Text("NO", style="bold red"),
+                       f"yes {item.path[0]}/{item.path[1]}" if item.path else "no",
+                       f"{item.signatures}/{item.required}")
+    console.print(inputs)
+    outputs = Table(title="Pays", title_justify="left")
+    for col in ("#", "address", "amount", "what"):
+        outputs.add_column(col)
+    for out in review.outputs:
+        what = Text(f"change {out.path[0]}/{out.path[1]}", style="green") if out.change else \
+            Text("PAYMENT", style="bold yellow")
+        outputs.add_row(str(out.index), out.address or out.script_pubkey.hex(), btc(out.amount_sat), what)
+    console.print(outputs)
+    rate = f"{review.fee_rate} sat/vB" if review.fee_rate is not None else "?"
+    approx = "~" if review.vsize_estimated else ""
+    console.print(f"Sends {btc(review.sent_sat)} to others, keeps {btc(review.change_sat)} as change, "
+                  f"fee {btc(review.fee_sat)} ({rate}, {approx}{review.vsize} vB)")
+    for f in review.findings:
+        style = "bold red" if f.refuse else "yellow"
+        label = "REFUSE" if f.refuse else "warning"
+        console.print(Text.assemble((f"{label} [{f.code}] ", style), f.message))
+    if not review.refusals:
+        console.print(Text("No rule refuses this transaction.", style="green"))
+
+
+def render_sign_report(report, out: str, sha: str, console: Console = _out) -> None:
+    console.print(Text.assemble(("Signed ", "bold green"), f"{len(report.signed)} input(s): "
+                                f"{', '.join(map(str, report.signed))}"))
+    for i, reason in report.skipped:
+        console.print(f"  skipped input {i}: {reason}")
+    if report.consensus_checked:
+        console.print(f"  libbitcoinkernel accepted the completed input(s) {report.consensus_checked}")
+    if report.signature_checked:
+        console.print(f"  signature checked against digest and key on input(s) {report.signature_checked} "
+                      "(finalize runs them through libbitcoinkernel)")
+    console.print(f"Wrote {out}  sha256 {sha}")
+
+
+def info(message: str) -> None:
+    _err.print(message)

@@ -1,0 +1,588 @@
+"""The PSBT codec: BIP-174 (v0), BIP-370 (v2) and BIP-371 taproot fields.
+
+A PSBT is a global map, one map per input and one per output. Each `PsbtMap` keeps its entries in
+the order read, so a valid PSBT re-serializes byte for byte; unknown key types are kept verbatim.
+`Psbt.parse` validates every known field (see `fields.py`), duplicate keys, the v0/v2 required and
+forbidden fields and the counts, and enforces `coldsign.limits.LIMITS` before allocating. Every
+problem is a `PSBTDecodeError` whose message says what and where ("input 2: ...").
+
+Written here rather than taken from embit 0.8.0, whose PSBT class reorders fields, keeps
+PSBT_IN_TAP_KEY_SIG in `unknown` and shares one mutable default dict between scopes. embit's
+`Transaction` still represents the transactions inside.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from typing import Iterator, Sequence
+
+from coldsign.errors import BadInput, PSBTDecodeError
+from coldsign.limits import LIMITS
+from coldsign.psbt import fields as F
+from coldsign.psbt.fields import FieldProblem, Reader, compact_size
+
+PSBT_MAGIC = b"psbt\xff"
+SEQUENCE_FINAL = 0xFFFFFFFF
+
+
+class PsbtMap:
+    """Ordered key-value entries of one scope; a key is keytype (compact size) + keydata."""
+
+    def __init__(self, entries: list[tuple[int, bytes, bytes]] | None = None):
+        self.entries: list[tuple[int, bytes, bytes]] = list(entries or [])
+
+    def get(self, keytype: int, keydata: bytes = b"") -> bytes | None:
+        for t, k, v in self.entries:
+            if t == keytype and k == keydata:
+                return v
+        return None
+
+    def items(self, keytype: int) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for t, k, v in self.entries if t == keytype]
+
+    def set(self, keytype: int, keydata: bytes, value: bytes) -> None:
+        """Replace the value in place, or insert after the last entry of the same type (else before
+        the first entry of a higher type): this keeps a map ordered by type if it was."""
+        keydata, value = bytes(keydata), bytes(value)
+        position = len(self.entries)
+        for i, (t, k, _) in enumerate(self.entries):
+            if t == keytype and k == keydata:
+                self.entries[i] = (keytype, keydata, value)
+                return
+        same = [i for i, (t, _, _) in enumerate(self.entries) if t == keytype]
+        if same:
+            position = same[-1] + 1
+        else:
+            higher = [i for i, (t, _, _) in enumerate(self.entries) if t > keytype]
+            if higher:
+                position = higher[0]
+        self.entries.insert(position, (keytype, keydata, value))
+
+    def remove(self, keytype: int, keydata: bytes | None = None) -> None:
+        self.entries = [(t, k, v) for t, k, v in self.entries
+                        if not (t == keytype and (keydata is None or k == keydata))]
+
+    def __iter__(self) -> Iterator[tuple[int, bytes, bytes]]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PsbtMap) and self.entries == other.entries
+
+    def __repr__(self) -> str:
+        return f"PsbtMap({len(self.entries)} entries: {[hex(t) for t, _, _ in self.entries]})"
+
+    def serialize(self) -> bytes:
+        out = bytearray()
+        for t, k, v in self.entries:
+            key = compact_size(t) + k
+            out += compact_size(len(key)) + key + compact_size(len(v)) + v
+        return bytes(out) + b"\x00"
+
+    def copy(self) -> "PsbtMap":
+        return PsbtMap(self.entries)
+
+
+def _fail(where: str, text: str) -> PSBTDecodeError:
+    return PSBTDecodeError(f"{where}: {text}")
+
+
+def _typed(where: str, fields: dict, keytype: int, fn, *args):
+    """Run a field check/reader, turning a FieldProblem into 'where: NAME text'."""
+    try:
+        return fn(*args)
+    except FieldProblem as e:
+        raise _fail(where, f"{F.field_name(fields, keytype)} {e}") from None
+
+
+def _read_map(r: Reader, where: str) -> PsbtMap:
+    entries: list[tuple[int, bytes, bytes]] = []
+    seen: set[tuple[int, bytes]] = set()
+    while True:
+        if not r.remaining:
+            raise _fail(where, "map is truncated (no 0x00 separator)")
+        try:
+            keylen = r.compact_size()
+            if keylen == 0:
+                return PsbtMap(entries)
+            if keylen > F.MAX_KEY_BYTES:
+                raise FieldProblem(f"key of {keylen} bytes exceeds the limit of {F.MAX_KEY_BYTES}")
+            key = Reader(r.read(keylen), "key")
+            keytype = key.compact_size()
+            keydata = key.read(key.remaining)
+            value = r.bytes_with_length(LIMITS.psbt_max_value_bytes)
+        except FieldProblem as e:
+            raise _fail(where, f"entry {len(entries)}: {e}") from None
+        if (keytype, keydata) in seen:
+            fields = {"global": F.GLOBAL_FIELDS, "input": F.INPUT_FIELDS}.get(
+                where.split()[0], F.OUTPUT_FIELDS)
+            raise _fail(where, f"duplicate key {F.field_name(fields, keytype)}")
+        seen.add((keytype, keydata))
+        entries.append((keytype, keydata, value))
+        if len(entries) > LIMITS.psbt_max_map_entries:
+            raise _fail(where, f"more than {LIMITS.psbt_max_map_entries} entries")
+
+
+def _check_map(m: PsbtMap, where: str, fields: dict[int, F.Field], version: int) -> None:
+    """Validate every known entry's key data and value, and the version's required/forbidden fields."""
+    for keytype, keydata, value in m:
+        spec = fields.get(keytype)
+        if spec is None:
+            continue
+        if version not in spec.versions:
+            raise _fail(where, f"{spec.name} is not allowed in PSBT version {version}")
+        _typed(where, fields, keytype, spec.keydata, keydata)
+        if spec.value is not None:
+            _typed(where, fields, keytype, spec.value, value)
+        if spec.pair is not None:
+            _typed(where, fields, keytype, spec.pair, keydata, value)
+    present = {t for t, _, _ in m}
+    for keytype, spec in fields.items():
+        if version in spec.required_in and keytype not in present:
+            raise _fail(where, f"{spec.name} is required in PSBT version {version} but missing")
+
+
+def _parse_tx(where: str, fields: dict, keytype: int, value: bytes, allow_witness: bool):
+    if len(value) > LIMITS.transaction_max_bytes:
+        raise _fail(where, f"{F.field_name(fields, keytype)} is larger than "
+                           f"{LIMITS.transaction_max_bytes} bytes")
+    return _typed(where, fields, keytype, F.parse_transaction, value,
+                  allow_witness=allow_witness,
+                  max_count=max(LIMITS.psbt_max_inputs, LIMITS.psbt_max_outputs, 100_000))
+
+
+class InputView:
+    """Typed, validated access to one input map. `tx` is the v0 unsigned transaction (None in v2)."""
+
+    def __init__(self, m: PsbtMap, index: int, tx=None):
+        self.map, self.index, self.tx = m, index, tx
+        self.where = f"input {index}"
+
+    def _value(self, keytype: int, fn, keydata: bytes = b""):
+        value = self.map.get(keytype, keydata)
+        return None if value is None else _typed(self.where, F.INPUT_FIELDS, keytype, fn, value)
+
+    @property
+    def prevout(self) -> tuple[str, int]:
+        if self.tx is not None:
+            txin = self.tx.vin[self.index]
+            return txin.txid.hex(), txin.vout
+        txid = self.map.get(F.PSBT_IN_PREVIOUS_TXID)
+        index = self._value(F.PSBT_IN_OUTPUT_INDEX, F.u32)
+        if txid is None or index is None:
+            raise _fail(self.where, "PSBT_IN_PREVIOUS_TXID and PSBT_IN_OUTPUT_INDEX are required")
+        return bytes(reversed(txid)).hex(), index
+
+    @property
+    def sequence(self) -> int:
+        if self.tx is not None:
+            return self.tx.vin[self.index].sequence
+        seq = self._value(F.PSBT_IN_SEQUENCE, F.u32)
+        return SEQUENCE_FINAL if seq is None else seq
+
+    @property
+    def non_witness_utxo(self):
+        value = self.map.get(F.PSBT_IN_NON_WITNESS_UTXO)
+        if value is None:
+            return None
+        return _parse_tx(self.where, F.INPUT_FIELDS, F.PSBT_IN_NON_WITNESS_UTXO, value, True)
+
+    @property
+    def witness_utxo(self) -> tuple[int, bytes] | None:
+        return self._value(F.PSBT_IN_WITNESS_UTXO, F.witness_utxo)
+
+    @property
+    def partial_sigs(self) -> dict[bytes, bytes]:
+        return dict(self.map.items(F.PSBT_IN_PARTIAL_SIG))
+
+    @property
+    def sighash_type(self) -> int | None:
+        return self._value(F.PSBT_IN_SIGHASH_TYPE, F.u32)
+
+    @property
+    def redeem_script(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_REDEEM_SCRIPT)
+
+    @property
+    def witness_script(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_WITNESS_SCRIPT)
+
+    @property
+    def bip32_derivations(self) -> dict[bytes, tuple[bytes, tuple[int, ...]]]:
+        return {k: F.key_path(v) for k, v in self.map.items(F.PSBT_IN_BIP32_DERIVATION)}
+
+    @property
+    def tap_key_sig(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_TAP_KEY_SIG)
+
+    @property
+    def tap_script_sigs(self) -> dict[tuple[bytes, bytes], bytes]:
+        """(x-only key, leaf hash) -> signature."""
+        return {(k[:32], k[32:]): v for k, v in self.map.items(F.PSBT_IN_TAP_SCRIPT_SIG)}
+
+    @property
+    def tap_leaf_scripts(self) -> dict[bytes, tuple[bytes, int]]:
+        """control block -> (script, leaf version)."""
+        return {k: (v[:-1], v[-1]) for k, v in self.map.items(F.PSBT_IN_TAP_LEAF_SCRIPT)}
+
+    @property
+    def tap_internal_key(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_TAP_INTERNAL_KEY)
+
+    @property
+    def tap_merkle_root(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_TAP_MERKLE_ROOT)
+
+    @property
+    def tap_bip32_derivations(self) -> dict[bytes, tuple[list[bytes], bytes, tuple[int, ...]]]:
+        return {k: F.tap_key_path(v) for k, v in self.map.items(F.PSBT_IN_TAP_BIP32_DERIVATION)}
+
+    @property
+    def required_time_locktime(self) -> int | None:
+        return self._value(F.PSBT_IN_REQUIRED_TIME_LOCKTIME, F.u32)
+
+    @property
+    def required_height_locktime(self) -> int | None:
+        return self._value(F.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME, F.u32)
+
+    @property
+    def final_script_sig(self) -> bytes | None:
+        return self.map.get(F.PSBT_IN_FINAL_SCRIPTSIG)
+
+    @property
+    def final_script_witness(self) -> list[bytes] | None:
+        return self._value(F.PSBT_IN_FINAL_SCRIPTWITNESS, F.final_witness)
+
+    @property
+    def is_final(self) -> bool:
+        return (self.map.get(F.PSBT_IN_FINAL_SCRIPTSIG) is not None
+                or self.map.get(F.PSBT_IN_FINAL_SCRIPTWITNESS) is not None)
+
+    def add_partial_sig(self, pubkey: bytes, sig: bytes) -> None:
+        _typed(self.where, F.INPUT_FIELDS, F.PSBT_IN_PARTIAL_SIG, F.check_pubkey, pubkey)
+        _typed(self.where, F.INPUT_FIELDS, F.PSBT_IN_PARTIAL_SIG, F.ecdsa_signature, sig)
+        self.map.set(F.PSBT_IN_PARTIAL_SIG, pubkey, sig)
+
+    def set_tap_key_sig(self, sig: bytes) -> None:
+        _typed(self.where, F.INPUT_FIELDS, F.PSBT_IN_TAP_KEY_SIG, F.schnorr_signature, sig)
+        self.map.set(F.PSBT_IN_TAP_KEY_SIG, b"", sig)
+
+    def set_final(self, script_sig: bytes | None, witness: list[bytes] | None) -> None:
+        """BIP-174 input finalizer: set the final scriptSig/witness (left unset when empty) and clear
+        every signing field; the UTXOs, BIP-370 fields and unknown entries are kept."""
+        if not script_sig and not witness:
+            raise BadInput(f"{self.where}: cannot finalize with an empty scriptSig and witness")
+        for keytype in F.FINALIZER_CLEARS:
+            self.map.remove(keytype)
+        if script_sig:
+            self.map.set(F.PSBT_IN_FINAL_SCRIPTSIG, b"", bytes(script_sig))
+        if witness:
+            self.map.set(F.PSBT_IN_FINAL_SCRIPTWITNESS, b"", F.serialize_witness(list(witness)))
+
+
+class OutputView:
+    """Typed access to one output map. `tx` is the v0 unsigned transaction (None in v2)."""
+
+    def __init__(self, m: PsbtMap, index: int, tx=None):
+        self.map, self.index, self.tx = m, index, tx
+        self.where = f"output {index}"
+
+    @property
+    def amount(self) -> int:
+        if self.tx is not None:
+            return self.tx.vout[self.index].value
+        value = self.map.get(F.PSBT_OUT_AMOUNT)
+        if value is None:
+            raise _fail(self.where, "PSBT_OUT_AMOUNT is missing")
+        return _typed(self.where, F.OUTPUT_FIELDS, F.PSBT_OUT_AMOUNT, F.amount, value)
+
+    @property
+    def script(self) -> bytes:
+        if self.tx is not None:
+            return self.tx.vout[self.index].script_pubkey.data
+        value = self.map.get(F.PSBT_OUT_SCRIPT)
+        if value is None:
+            raise _fail(self.where, "PSBT_OUT_SCRIPT is missing")
+        return value
+
+    @property
+    def redeem_script(self) -> bytes | None:
+        return self.map.get(F.PSBT_OUT_REDEEM_SCRIPT)
+
+    @property
+    def witness_script(self) -> bytes | None:
+        return self.map.get(F.PSBT_OUT_WITNESS_SCRIPT)
+
+    @property
+    def bip32_derivations(self) -> dict[bytes, tuple[bytes, tuple[int, ...]]]:
+        return {k: F.key_path(v) for k, v in self.map.items(F.PSBT_OUT_BIP32_DERIVATION)}
+
+    @property
+    def tap_internal_key(self) -> bytes | None:
+        return self.map.get(F.PSBT_OUT_TAP_INTERNAL_KEY)
+
+    @property
+    def tap_tree(self) -> list[tuple[int, int, bytes]] | None:
+        value = self.map.get(F.PSBT_OUT_TAP_TREE)
+        return None if value is None else F.tap_tree(value)
+
+    @property
+    def tap_bip32_derivations(self) -> dict[bytes, tuple[list[bytes], bytes, tuple[int, ...]]]:
+        return {k: F.tap_key_path(v) for k, v in self.map.items(F.PSBT_OUT_TAP_BIP32_DERIVATION)}
+
+
+class Psbt:
+    """A parsed PSBT: `version` (0 or 2), `globals`, `inputs`, `outputs` (PsbtMaps)."""
+
+    def __init__(self, version: int, globals: PsbtMap, inputs: list[PsbtMap], outputs: list[PsbtMap]):
+        self.version = version
+        self.globals = globals
+        self.inputs = inputs
+        self.outputs = outputs
+
+    # --- reading ---------------------------------------------------------------------------------
+    @classmethod
+    def parse(cls, data: bytes) -> "Psbt":
+        """Parse binary PSBT bytes; `PSBTDecodeError` (what and where) on anything invalid."""
+        data = bytes(data)
+        if len(data) > LIMITS.psbt_max_bytes:
+            raise PSBTDecodeError(f"PSBT is {len(data)} bytes, more than the limit of "
+                                  f"{LIMITS.psbt_max_bytes}")
+        if not data.startswith(PSBT_MAGIC):
+            raise PSBTDecodeError("not a PSBT: the data does not start with the magic 70736274ff")
+        r = Reader(data, "PSBT")
+        r.read(len(PSBT_MAGIC))
+        g = _read_map(r, "global")
+        version = _typed("global", F.GLOBAL_FIELDS, F.PSBT_GLOBAL_VERSION, F.u32,
+                         g.get(F.PSBT_GLOBAL_VERSION)) if g.get(F.PSBT_GLOBAL_VERSION) is not None else 0
+        if version not in (0, 2):
+            raise _fail("global", f"unsupported PSBT version {version} (coldsign reads 0 and 2)")
+        _check_map(g, "global", F.GLOBAL_FIELDS, version)
+        tx = None
+        if version == 0:
+            tx = _parse_tx("global", F.GLOBAL_FIELDS, F.PSBT_GLOBAL_UNSIGNED_TX,
+                           g.get(F.PSBT_GLOBAL_UNSIGNED_TX), allow_witness=False)
+            for i, txin in enumerate(tx.vin):
+                if txin.script_sig.data:
+                    raise _fail("global", f"unsigned transaction input {i} has a scriptSig")
+            n_in, n_out = len(tx.vin), len(tx.vout)
+        else:
+            n_in = F.exact_compact(g.get(F.PSBT_GLOBAL_INPUT_COUNT))
+            n_out = F.exact_compact(g.get(F.PSBT_GLOBAL_OUTPUT_COUNT))
+        if n_in > LIMITS.psbt_max_inputs:
+            raise _fail("global", f"{n_in} inputs exceed the limit of {LIMITS.psbt_max_inputs}")
+        if n_out > LIMITS.psbt_max_outputs:
+            raise _fail("global", f"{n_out} outputs exceed the limit of {LIMITS.psbt_max_outputs}")
+        if n_in + n_out > r.remaining:  # every map takes at least its 0x00 separator
+            raise PSBTDecodeError(f"PSBT declares {n_in} inputs and {n_out} outputs but only "
+                                  f"{r.remaining} bytes of maps follow")
+        inputs = [cls._read_scope(r, f"input {i}", F.INPUT_FIELDS, version) for i in range(n_in)]
+        outputs = [cls._read_scope(r, f"output {i}", F.OUTPUT_FIELDS, version) for i in range(n_out)]
+        if r.remaining:
+            raise PSBTDecodeError(f"PSBT has {r.remaining} trailing bytes after output map {n_out - 1}"
+                                  if n_out else f"PSBT has {r.remaining} trailing bytes after its maps")
+        psbt = cls(version, g, inputs, outputs)
+        if tx is not None:
+            psbt._tx_cache = (g.get(F.PSBT_GLOBAL_UNSIGNED_TX), tx)
+        for i in range(n_in):
+            psbt._check_utxo(InputView(inputs[i], i, tx))
+        return psbt
+
+    @staticmethod
+    def _read_scope(r: Reader, where: str, fields: dict, version: int) -> PsbtMap:
+        if not r.remaining:
+            raise _fail(where, "map is missing (the PSBT ends early)")
+        m = _read_map(r, where)
+        _check_map(m, where, fields, version)
+        return m
+
+    @staticmethod
+    def _check_utxo(view: InputView) -> None:
+        prev = view.non_witness_utxo
+        if prev is None:
+            return
+        txid, vout = view.prevout
+        if prev.txid().hex() != txid:
+            raise _fail(view.where, "PSBT_IN_NON_WITNESS_UTXO is not the transaction the input spends "
+                                    f"(its txid is {prev.txid().hex()}, the input spends {txid})")
+        if vout >= len(prev.vout):
+            raise _fail(view.where, f"spends output {vout} but PSBT_IN_NON_WITNESS_UTXO has "
+                                    f"{len(prev.vout)} outputs")
+
+    # --- writing ---------------------------------------------------------------------------------
+    def serialize(self) -> bytes:
+        return PSBT_MAGIC + b"".join(m.serialize() for m in [self.globals, *self.inputs, *self.outputs])
+
+    def to_base64(self) -> str:
+        return base64.b64encode(self.serialize()).decode()
+
+    def copy(self) -> "Psbt":
+        return Psbt(self.version, self.globals.copy(), [m.copy() for m in self.inputs],
+                    [m.copy() for m in self.outputs])
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Psbt) and self.version == other.version
+                and self.globals == other.globals and self.inputs == other.inputs
+                and self.outputs == other.outputs)
+
+    def __repr__(self) -> str:
+        return f"Psbt(v{self.version}, {len(self.inputs)} inputs, {len(self.outputs)} outputs)"
+
+    # --- typed access ----------------------------------------------------------------------------
+    def _global_tx(self, fresh: bool = False):
+        """The v0 unsigned tx, parsed once per distinct value (views only read it)."""
+        if self.version != 0:
+            return None
+        raw = self.globals.get(F.PSBT_GLOBAL_UNSIGNED_TX)
+        cached = getattr(self, "_tx_cache", None)
+        if fresh or cached is None or cached[0] != raw:
+            tx = _parse_tx("global", F.GLOBAL_FIELDS, F.PSBT_GLOBAL_UNSIGNED_TX, raw,
+                           allow_witness=False)
+            if fresh:
+                return tx
+            self._tx_cache = cached = (raw, tx)
+        return cached[1]
+
+    def input(self, i: int) -> InputView:
+        return InputView(self.inputs[i], i, self._global_tx())
+
+    def output(self, i: int) -> OutputView:
+        return OutputView(self.outputs[i], i, self._global_tx())
+
+    @property
+    def tx_version(self) -> int:
+        if self.version == 0:
+            return self._global_tx().version
+        return F.i32(self.globals.get(F.PSBT_GLOBAL_TX_VERSION))
+
+    @property
+    def locktime(self) -> int:
+        """v0: the unsigned tx's; v2: BIP-370 "Determining Lock Time"."""
+        if self.version == 0:
+            return self._global_tx().locktime
+        views = [InputView(m, i) for i, m in enumerate(self.inputs)]
+        times = [(v.required_time_locktime, v.required_height_locktime) for v in views]
+        constrained = [t for t in times if t != (None, None)]
+        if not constrained:
+            fallback = self.globals.get(F.PSBT_GLOBAL_FALLBACK_LOCKTIME)
+            return 0 if fallback is None else F.u32(fallback)
+        if all(h is not None for _, h in constrained):
+            return max(h for _, h in constrained)
+        if all(t is not None for t, _ in constrained):
+            return max(t for t, _ in constrained)
+        raise PSBTDecodeError("no locktime satisfies every input: some require a height-based "
+                              "locktime and others a time-based one")
+
+    def unsigned_tx(self):
+        """v0: the global unsigned transaction; v2: the transaction built from the fields."""
+        if self.version == 0:
+            return self._global_tx(fresh=True)
+        from embit.script import Script
+        from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+        vin = []
+        for i, m in enumerate(self.inputs):
+            view = InputView(m, i)
+            txid, vout = view.prevout
+            vin.append(TransactionInput(bytes.fromhex(txid), vout, sequence=view.sequence))
+        vout_list = [TransactionOutput(v.amount, Script(v.script))
+                     for v in (OutputView(m, i) for i, m in enumerate(self.outputs))]
+        return Transaction(version=self.tx_version, vin=vin, vout=vout_list, locktime=self.locktime)
+
+    def txid(self) -> str:
+        return self.unsigned_tx().txid().hex()
+
+    def unique_id(self) -> str:
+        """BIP-370 unique identification: the txid with every sequence set to 0 (v0: the txid)."""
+        tx = self.unsigned_tx()
+        if self.version == 2:
+            for txin in tx.vin:
+                txin.sequence = 0
+        return tx.txid().hex()
+
+
+def decode_psbt(data: bytes) -> Psbt:
+    """Binary (magic 70736274ff), base64 or hex PSBT → `Psbt`; the size limit is checked first."""
+    limit = LIMITS.psbt_max_bytes
+    if len(data) > 2 * limit + 4096:  # the longest text form (hex) plus some whitespace
+        raise PSBTDecodeError(f"input is {len(data)} bytes, too large for a PSBT of at most {limit} bytes")
+    if bytes(data[:5]) == PSBT_MAGIC:
+        return Psbt.parse(data)
+    text = bytes(data).translate(None, b" \t\r\n\x0b\x0c")
+    tried = ["binary (no 70736274ff magic)"]
+    if text and all(c in b"0123456789abcdefABCDEF" for c in text[:16]):
+        if len(text) > 2 * limit:
+            raise PSBTDecodeError(f"hex text is {len(text)} characters, over the {limit}-byte PSBT limit")
+        try:
+            raw = binascii.unhexlify(text)
+        except (binascii.Error, ValueError):
+            tried.append("hex (not valid hex)")
+        else:
+            if raw.startswith(PSBT_MAGIC):
+                return Psbt.parse(raw)
+            tried.append("hex (decoded, but no PSBT magic)")
+    if len(text) > (limit + 2) // 3 * 4:
+        raise PSBTDecodeError(f"base64 text is {len(text)} characters, over the {limit}-byte PSBT limit")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        tried.append("base64 (not valid base64)")
+    else:
+        if raw.startswith(PSBT_MAGIC):
+            return Psbt.parse(raw)
+        tried.append("base64 (decoded, but no PSBT magic)")
+    raise PSBTDecodeError("not a PSBT: tried " + "; ".join(tried))
+
+
+def _same_transaction(a: Psbt, b: Psbt) -> bool:
+    if a.version != b.version:
+        return False
+    if a.version == 0:
+        return a.globals.get(F.PSBT_GLOBAL_UNSIGNED_TX) == b.globals.get(F.PSBT_GLOBAL_UNSIGNED_TX)
+    return (a.tx_version == b.tx_version and len(a.inputs) == len(b.inputs)
+            and len(a.outputs) == len(b.outputs)
+            and all(a.input(i).prevout == b.input(i).prevout for i in range(len(a.inputs)))
+            and all((a.output(i).amount, a.output(i).script) == (b.output(i).amount, b.output(i).script)
+                    for i in range(len(a.outputs))))
+
+
+def combine(psbts: Sequence[Psbt]) -> Psbt:
+    """BIP-174 combiner: merge every map of PSBTs of the same transaction; first writer wins."""
+    if not psbts:
+        raise BadInput("nothing to combine: no PSBT given")
+    result = psbts[0].copy()
+    for n, other in enumerate(psbts[1:], start=1):
+        if not _same_transaction(result, other):
+            raise BadInput(f"cannot combine: PSBT {n} is for different transactions than PSBT 0",
+                           hint="combine only PSBTs signed from the same unsigned PSBT")
+        pairs = [(result.globals, other.globals), *zip(result.inputs, other.inputs),
+                 *zip(result.outputs, other.outputs)]
+        for mine, theirs in pairs:
+            for keytype, keydata, value in theirs:
+                if mine.get(keytype, keydata) is None:
+                    mine.set(keytype, keydata, value)
+    return result
+
+
+def extract_transaction(psbt: Psbt):
+    """BIP-174 extractor: the network transaction, refused (BadInput) unless every input is final."""
+    from embit.script import Script, Witness
+
+    tx = psbt.unsigned_tx()
+    for i, txin in enumerate(tx.vin):
+        view = psbt.input(i)
+        if not view.is_final:
+            raise BadInput(f"input {i} is not finalized: it has neither PSBT_IN_FINAL_SCRIPTSIG nor "
+                           "PSBT_IN_FINAL_SCRIPTWITNESS", hint="finalize every input first")
+        txin.script_sig = Script(view.final_script_sig or b"")
+        txin.witness = Witness(view.final_script_witness or [])
+    return tx
+
+
+def psbt_sha256(psbt: Psbt) -> str:
+    """Hex SHA-256 of the serialized PSBT (what the signer logs and shows)."""
+    return hashlib.sha256(psbt.serialize()).hexdigest()

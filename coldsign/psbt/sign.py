@@ -1,0 +1,202 @@
+"""Signing: seed-derived keys sign each input the review proved is the wallet's.
+
+`sign()` refuses (Refused, exit 4) when the review holds any refusal, signs what it can, and
+reports each input: signed, or skipped with the reason. It works on a copy; the caller writes
+the result only after `check_signatures()` (libbitcoinkernel) accepted every new signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from coldsign.errors import Refused, VerificationFailed
+from coldsign.keys.derive import SECP256K1_N, AccountSigner
+from coldsign.psbt import scripts as S
+from coldsign.psbt.fields import PSBT_IN_REDEEM_SCRIPT, PSBT_IN_WITNESS_SCRIPT
+from coldsign.psbt.review import SIGHASH_ALL, SIGHASH_DEFAULT, Review
+
+SINGLE_KEY = (S.P2WPKH, S.P2SH_P2WPKH, S.P2TR)
+
+
+@dataclass(frozen=True)
+class NewSignature:
+    input: int
+    pubkey: bytes        # 33-byte key (ECDSA) or 32-byte tweaked output key (taproot)
+    signature: bytes     # as stored in the PSBT (with the sighash byte when there is one)
+    digest: bytes
+    kind: str
+
+
+@dataclass
+class SignReport:
+    psbt: object                                  # the signed copy
+    signed: list[int] = field(default_factory=list)
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    signatures: list[NewSignature] = field(default_factory=list)
+    consensus_checked: list[int] = field(default_factory=list)   # inputs completed and run by the interpreter
+    signature_checked: list[int] = field(default_factory=list)   # multisig: signature checked against digest+key
+
+    def to_json(self) -> dict:
+        return {"signed_inputs": len(self.signed), "signed": self.signed,
+                "skipped": [{"index": i, "reason": r} for i, r in self.skipped],
+                "consensus_checked": self.consensus_checked, "signature_checked": self.signature_checked}
+
+
+def refuse_if_needed(review: Review) -> None:
+    refusals = review.refusals
+    if refusals:
+        raise Refused(f"refusing to sign: {len(refusals)} rule(s) say no "
+                      f"({', '.join(sorted({f.code for f in refusals}))})",
+                      code="refused", details=[f.to_json() for f in refusals],
+                      hint="inspect the PSBT with `coldsign psbt inspect` and ask the coordinator for a correct one")
+
+
+def account_signers(wallet, seed) -> dict[int, AccountSigner]:
+    """The seed's signer for each wallet key it holds, by the key's position in the wallet."""
+    root = seed.root.reveal()
+    signers = {n: AccountSigner(root, key.origin.fingerprint, key.origin.path, key.xpub)
+               for n, key in enumerate(wallet.keys) if key.origin.fingerprint == seed.fingerprint}
+    if not signers:
+        raise Refused(f"the seed (fingerprint {seed.fingerprint.hex()}) holds none of the wallet's keys "
+                      f"({', '.join(k.origin.fingerprint.hex() for k in wallet.keys)})",
+                      code="seed-not-in-wallet", hint="use the seed of one of the wallet's cosigners")
+    return signers
+
+
+def sign(psbt, review: Review, wallet, seed) -> SignReport:
+    """Sign `psbt` (not modified) with `seed`'s keys of `wallet`; `review` must be of this PSBT."""
+    from embit.script import Script
+    from embit.util import secp256k1
+
+    refuse_if_needed(review)
+    signers = account_signers(wallet, seed)
+    signed = psbt.copy()
+    tx = signed.unsigned_tx()
+    report = SignReport(psbt=signed)
+    taproot_prevouts = None
+    for item in review.inputs:
+        i = item.index
+        if not item.ours:
+            report.skipped.append((i, "not an input of this wallet"))
+            continue
+        if item.final:
+            report.skipped.append((i, "already final"))
+            continue
+        view = signed.input(i)
+        change, index = item.path
+        kind = item.script_type
+        made = 0
+        if kind == S.P2TR:
+            signer = signers.get(0)
+            if signer is None:
+                report.skipped.append((i, "the seed does not hold this input's key"))
+                continue
+            if view.tap_key_sig is not None:
+                report.skipped.append((i, "already signed"))
+                continue
+            if taproot_prevouts is None:
+                taproot_prevouts = ([Script(r.script_pubkey) for r in review.inputs],
+                                    [r.amount_sat for r in review.inputs])
+            sighash = SIGHASH_DEFAULT if item.sighash is None else item.sighash
+            digest = tx.sighash_taproot(i, taproot_prevouts[0], taproot_prevouts[1], sighash=sighash)
+            secret = _taproot_output_secret(signer.secret_at(change, index), wallet.keys[0].pubkey_at(change, index))
+            sig = secp256k1.schnorrsig_sign(digest, secret)
+            sig = sig if sighash == SIGHASH_DEFAULT else sig + bytes([sighash])
+            view.set_tap_key_sig(sig)
+            report.signatures.append(NewSignature(i, item.script_pubkey[2:], sig, digest, kind))
+            made = 1
+        elif kind in (S.P2WPKH, S.P2SH_P2WPKH, S.P2WSH):
+            if kind == S.P2WSH:
+                script_code = wallet.witness_script(change, index)
+                if view.witness_script is None:
+                    signed.inputs[i].set(PSBT_IN_WITNESS_SCRIPT, b"", script_code)
+            else:
+                program = item.script_pubkey[2:]
+                if kind == S.P2SH_P2WPKH:
+                    redeem = wallet.redeem_script(change, index)
+                    program = redeem[2:]
+                    if view.redeem_script is None:
+                        signed.inputs[i].set(PSBT_IN_REDEEM_SCRIPT, b"", redeem)
+                script_code = b"\x76\xa9\x14" + program + b"\x88\xac"
+            digest = tx.sighash_segwit(i, Script(script_code), item.amount_sat, SIGHASH_ALL)
+            have = view.partial_sigs
+            for n, signer in signers.items():
+                pubkey = wallet.keys[n].pubkey_at(change, index)
+                if pubkey in have:
+                    continue
+                der = secp256k1.ecdsa_signature_serialize_der(
+                    secp256k1.ecdsa_sign(digest, signer.secret_at(change, index)))
+                sig = der + bytes([SIGHASH_ALL])
+                view.add_partial_sig(pubkey, sig)
+                report.signatures.append(NewSignature(i, pubkey, sig, digest, kind))
+                made += 1
+            if not made:
+                report.skipped.append((i, "already signed by this seed's key(s)"))
+                continue
+        else:
+            report.skipped.append((i, f"coldsign does not sign {kind} inputs"))
+            continue
+        report.signed.append(i)
+    if not report.signed:
+        raise Refused("nothing was signed: " + "; ".join(f"input {i}: {r}" for i, r in report.skipped),
+                      code="nothing-signed", details=[{"code": "skipped", "index": i, "message": r}
+                                                      for i, r in report.skipped])
+    return report
+
+
+def _taproot_output_secret(secret: bytes, internal_pubkey: bytes) -> bytes:
+    """BIP-341 key-path secret: the internal key negated to even Y, plus the TapTweak (no script tree)."""
+    from embit.hashes import tagged_hash
+
+    d = int.from_bytes(secret, "big")
+    if internal_pubkey[0] == 0x03:
+        d = SECP256K1_N - d
+    tweak = int.from_bytes(tagged_hash("TapTweak", internal_pubkey[1:]), "big")
+    return ((d + tweak) % SECP256K1_N).to_bytes(32, "big")
+
+
+def check_signatures(report: SignReport, review: Review) -> None:
+    """Before anything is written: every new signature is checked.
+
+    Where the wallet completes the input alone (single key), a finalized copy of the input runs
+    through libbitcoinkernel's interpreter with the spent outputs and every flag (TAPROOT
+    included). Multisig inputs cannot be completed by one signer: each new signature is checked
+    against the input's BIP-143 digest and key; `psbt finalize` runs the whole input through
+    libbitcoinkernel once enough signatures exist. Raises VerificationFailed; writes nothing.
+    """
+    from embit.script import Script, Witness
+    from embit.util import secp256k1
+
+    from coldsign.psbt.consensus import verify_inputs
+    from coldsign.psbt.finalize import final_fields
+
+    signed = report.psbt
+    single = sorted({s.input for s in report.signatures if s.kind in SINGLE_KEY})
+    failures = []
+    if single:
+        tx = signed.unsigned_tx()
+        for i in single:
+            view = signed.input(i)
+            script_sig, witness = final_fields(view, i, review.inputs[i].script_pubkey)
+            tx.vin[i].script_sig = Script(script_sig or b"")
+            tx.vin[i].witness = Witness(witness or [])
+        spent = [(r.amount_sat, r.script_pubkey) for r in review.inputs]
+        for verdict in verify_inputs(tx.serialize(), spent, single):
+            if not verdict.ok:
+                failures.append({"index": verdict.index, "code": "consensus", "message": verdict.message})
+        report.consensus_checked = single
+    multi = [s for s in report.signatures if s.kind not in SINGLE_KEY]
+    for s in multi:
+        try:
+            ok = secp256k1.ecdsa_verify(secp256k1.ecdsa_signature_parse_der(s.signature[:-1]), s.digest,
+                                        secp256k1.ec_pubkey_parse(s.pubkey))
+        except Exception:  # noqa: BLE001 - a malformed signature is a failed check
+            ok = False
+        if not ok:
+            failures.append({"index": s.input, "code": "signature", "message": "the new signature does not verify "
+                             "against the input's BIP-143 digest and key"})
+    report.signature_checked = sorted({s.input for s in multi})
+    if failures:
+        raise VerificationFailed(f"{len(failures)} new signature(s) failed verification; nothing was written",
+                                 code="signature-check", details=failures,
+                                 hint="this is a serious fault: do not use this PSBT; report it")

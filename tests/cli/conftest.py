@@ -1,0 +1,30 @@
+"""Fixtures for CLI tests.
+
+`regtest_home`: a coldsign home folder whose regtest chain (<home>/regtest) was initialized
+like `coldsign regtest init` does (101 blocks to the chain's miner key, so 50 BTC of block 1's
+coinbase is spendable in block 102). Built once per session, copied per test.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def _regtest_home_template(tmp_path_factory) -> Path:
+    from coldsign.chain.regtest import RegtestChain
+
+    home = tmp_path_factory.mktemp("cli-regtest-home") / "home"
+    with RegtestChain.open(home / "regtest") as chain:
+        assert all(r.accepted for r in chain.mine(101))
+    return home
+
+
+@pytest.fixture()
+def regtest_home(_regtest_home_template, tmp_path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(_regtest_home_template, home)
+    return home

@@ -1,0 +1,101 @@
+"""Whole withdrawals on the embedded regtest chain, one per wallet kind, through the CLI.
+
+For each of p2wpkh, sh(wpkh), wsh 2-of-3 sortedmulti and tr (key path): the wallet is
+registered on each signer (its own home folder) with the signer's seed; two coins of 0.6 and
+0.5 BTC are mined to receive addresses 0 and 1; the unsigned PSBT pays 0.7 BTC to an external
+P2WPKH, the rest less a 5 sat/vB fee to change address 1/0. `coldsign psbt sign` runs once per
+signer (alice; alice and bob for the multisig), `psbt finalize` combines and checks every input
+with libbitcoinkernel, and `psbt broadcast --regtest` mines it: the block is accepted. The same
+transaction with one signature byte flipped is mined first and its block is refused (tip stays).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+import walletkit as W
+from coldsign.cli.main import app
+from coldsign.psbt.create import create_psbt
+
+KINDS = ["wpkh", "sh-wpkh", "wsh-sortedmulti", "tr"]
+
+
+def run(*args: str) -> dict:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output)
+    return json.loads(result.stdout)
+
+
+def flip_signature_byte(tx_hex: str) -> str:
+    from embit.script import Witness
+    from embit.transaction import Transaction
+
+    tx = Transaction.from_string(tx_hex)
+    items = list(tx.vin[0].witness.items)
+    # Item 0 is the signature (taproot, p2wpkh); the multisig witness starts with an empty dummy.
+    n = 1 if items[0] == b"" else 0
+    sig = bytearray(items[n])
+    sig[10] ^= 0x01  # inside r (DER) or R (Schnorr): the structure stays valid, the signature not
+    items[n] = bytes(sig)
+    tx.vin[0].witness = Witness(items)
+    return tx.serialize().hex()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_withdrawal_is_mined(kind, tmp_path, session_chain_dir):
+    from coldsign.chain.regtest import RegtestChain
+
+    coordinator = tmp_path / "coordinator"
+    shutil.copytree(session_chain_dir, coordinator / "regtest")
+    wallet = W.wallet(kind)
+    with RegtestChain.open(coordinator / "regtest") as chain:
+        coins = W.fund(chain, wallet, [60_000_000, 50_000_000])
+    psbt = create_psbt(wallet, coins, [(W.EXTERNAL_SCRIPT, 70_000_000)], fee_rate=5, change_index=0)
+    unsigned = tmp_path / "unsigned.psbt"
+    unsigned.write_bytes(psbt.serialize())
+
+    signed = []
+    for name in W.signers_of(kind):
+        home = tmp_path / name
+        words = W.write_mnemonic(tmp_path, name)
+        reg = run("--home", str(home), "--network", "regtest", "wallet", "register", "--name", "vault",
+                  "--descriptor", W.descriptor(kind), "--mnemonic-file", str(words), "--json")
+        assert reg["name"] == "vault"
+        review = run("--home", str(home), "psbt", "inspect", str(unsigned), "--wallet", "vault", "--json")
+        assert [o["change"] for o in review["outputs"]] == [False, True]
+        assert all(i["amount_verified"] for i in review["inputs"])
+        assert not [w for w in review["warnings"] if w["severity"] == "refusal"]
+        out = tmp_path / f"{name}.psbt"
+        report = run("--home", str(home), "psbt", "sign", str(unsigned), "--wallet", "vault",
+                     "--mnemonic-file", str(words), "--out", str(out), "--json")
+        assert report["signed_inputs"] == 2 and report["skipped"] == []
+        single = kind != "wsh-sortedmulti"
+        assert report["consensus_checked"] == ([0, 1] if single else [])
+        signed.append(str(out))
+
+    final = run("psbt", "finalize", *signed, "--out", str(tmp_path / "tx.hex"), "--json")
+    assert final["consensus_checked"] is True
+    assert final["txid"] == psbt.txid()
+
+    bad = tmp_path / "bad.hex"
+    bad.write_text(flip_signature_byte(final["hex"]))
+    refused = CliRunner().invoke(app, ["--home", str(coordinator), "psbt", "broadcast", str(bad),
+                                       "--regtest", "--json"])
+    assert refused.exit_code == 5, refused.output
+    assert json.loads(refused.stdout)["error"]["code"] == "block-refused"
+
+    with RegtestChain.open(coordinator / "regtest") as chain:
+        tip_before = chain.height
+    mined = run("--home", str(coordinator), "psbt", "broadcast", str(tmp_path / "tx.hex"), "--regtest", "--json")
+    assert mined["txid"] == final["txid"]
+    assert mined["height"] == tip_before + 1
+    with RegtestChain.open(coordinator / "regtest") as chain:
+        assert chain.height == tip_before + 1
+        [change] = chain.utxos([wallet.script_pubkey(1, 0)])
+        assert (change.txid, change.vout) == (final["txid"], 1)
+        # 1.1 BTC in, 0.7 BTC out, a fee of 5 sat/vB on a ~200-400 vB transaction: under 3,000 sat.
+        assert 40_000_000 - 3_000 < change.amount_sat < 40_000_000
