@@ -26,7 +26,8 @@ def _render_wallet(doc: dict, *, title: str) -> None:
     console.print(f"policy:     {doc['policy']} ({doc['kind']})")
     console.print(f"created:    {doc['created']}")
     console.print(f"descriptor: {doc['descriptor']}", soft_wrap=True)
-    table = Table("#", "fingerprint", "path", "xpub")
+    table = Table("#", "fingerprint", "path")
+    table.add_column("xpub", overflow="fold")
     for i, key in enumerate(doc["keys"], 1):
         table.add_row(str(i), key["fingerprint"], key["path"], key["xpub"])
     console.print(table)
@@ -167,7 +168,8 @@ def address_cmd(
         console.print(f"{name} ({registration.network.value}, {wallet.policy}) "
                       f"{'change' if change else 'receive'} #{index}")
         console.print(f"[bold]{doc['address']}[/bold]")
-        table = Table("fingerprint", "path", "pubkey")
+        table = Table("fingerprint", "path")
+        table.add_column("pubkey", overflow="fold")
         for key in doc["keys"]:
             table.add_row(key["fingerprint"], key["path"], key["pubkey"])
         console.print(table)

@@ -132,7 +132,7 @@ class Review:
 def sighash_name(value: int | None) -> str:
     names = {None: "DEFAULT", SIGHASH_DEFAULT: "DEFAULT", SIGHASH_ALL: "ALL", 0x02: "NONE", 0x03: "SINGLE",
              0x81: "ALL|ANYONECANPAY", 0x82: "NONE|ANYONECANPAY", 0x83: "SINGLE|ANYONECANPAY"}
-    return names.get(value, f"0x{value:02x}")
+    return names[value] if value in names else f"0x{value:02x}"
 
 
 # --- the review -------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def review(psbt, network: Network, wallet=None, *, wallet_name: str | None = Non
     fee = None
     if all(i.amount_sat is not None for i in inputs):
         fee = sum(i.amount_sat for i in inputs) - sum(o.amount_sat for o in outputs)
-    result = Review(txid=psbt.txid(), psbt_version=psbt.version, network=network, wallet_name=wallet_name,
+    result = Review(txid=_final_txid(psbt, inputs), psbt_version=psbt.version, network=network, wallet_name=wallet_name,
                     inputs=inputs, outputs=outputs, fee_sat=fee, vsize=vsize, vsize_estimated=estimated,
                     findings=findings)
     _check_fee(result, allow_high_fee, findings)
@@ -423,6 +423,20 @@ def _weight(psbt, inputs: list[InputReview], outputs: list[OutputReview], wallet
     if segwit:  # an input without witness still has its empty witness count in a segwit tx
         weights = [w if wit else w + 1 for w, wit in zip(weights, has_witness)]
     return S.tx_weight(weights, [o.script_pubkey for o in outputs], segwit=segwit), estimated
+
+
+def _final_txid(psbt, inputs: list[InputReview]) -> str:
+    """The txid the transaction will have once signed. Witness data does not count, but a
+    P2SH-wrapped segwit input's scriptSig (the push of its redeem script) does."""
+    wrapped = [(i.index, psbt.input(i.index).redeem_script) for i in inputs if i.script_type == S.P2SH_P2WPKH]
+    if not wrapped:
+        return psbt.txid()
+    from embit.script import Script
+
+    tx = psbt.unsigned_tx()
+    for index, redeem in wrapped:
+        tx.vin[index].script_sig = Script(bytes([len(redeem)]) + redeem)
+    return tx.txid().hex()
 
 
 def address_of(script: bytes, network: Network) -> str | None:
