@@ -24,7 +24,7 @@ def render_review(review, console: Console = _out) -> None:
                                 f"   PSBT v{review.psbt_version}   network {review.network.value}   wallet {wallet}"))
     inputs = Table(title="Spends", title_justify="left", show_lines=False)
     for col in ("#", "coin (txid:vout)", "amount", "type", "amount proven", "ours", "signatures"):
-        inputs.add_column(col)
+        inputs.add_column(col, overflow="fold")  # fold, never truncate: every character is checked
     for item in review.inputs:
         inputs.add_row(str(item.index), item.prevout, btc(item.amount_sat), item.script_type,
                        "yes" if item.amount_verified else Text("NO", style="bold red"),
@@ -33,7 +33,7 @@ def render_review(review, console: Console = _out) -> None:
     console.print(inputs)
     outputs = Table(title="Pays", title_justify="left")
     for col in ("#", "address", "amount", "what"):
-        outputs.add_column(col)
+        outputs.add_column(col, overflow="fold")
     for out in review.outputs:
         what = Text(f"change {out.path[0]}/{out.path[1]}", style="green") if out.change else \
             Text("PAYMENT", style="bold yellow")

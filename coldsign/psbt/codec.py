@@ -32,6 +32,17 @@ class PsbtMap:
 
     def __init__(self, entries: list[tuple[int, bytes, bytes]] | None = None):
         self.entries: list[tuple[int, bytes, bytes]] = list(entries or [])
+        # Parsed values by key type, valid while the entry holds the very same value object: a
+        # previous transaction is parsed once, however often it is read. Never mutate a result.
+        self._parsed: dict[int, tuple[bytes, object]] = {}
+
+    def parsed(self, keytype: int, value: bytes, parse):
+        cached = self._parsed.get(keytype)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        result = parse(value)
+        self._parsed[keytype] = (value, result)
+        return result
 
     def get(self, keytype: int, keydata: bytes = b"") -> bytes | None:
         for t, k, v in self.entries:
@@ -84,7 +95,9 @@ class PsbtMap:
         return bytes(out) + b"\x00"
 
     def copy(self) -> "PsbtMap":
-        return PsbtMap(self.entries)
+        twin = PsbtMap(self.entries)
+        twin._parsed = dict(self._parsed)
+        return twin
 
 
 def _fail(where: str, text: str) -> PSBTDecodeError:
@@ -194,7 +207,18 @@ class InputView:
         value = self.map.get(F.PSBT_IN_NON_WITNESS_UTXO)
         if value is None:
             return None
-        return _parse_tx(self.where, F.INPUT_FIELDS, F.PSBT_IN_NON_WITNESS_UTXO, value, True)
+        return self.map.parsed(F.PSBT_IN_NON_WITNESS_UTXO, value, lambda v: _parse_tx(
+            self.where, F.INPUT_FIELDS, F.PSBT_IN_NON_WITNESS_UTXO, v, True))
+
+    @property
+    def non_witness_utxo_txid(self) -> str | None:
+        """The previous transaction's txid (display hex), hashed from the bytes as given."""
+        value = self.map.get(F.PSBT_IN_NON_WITNESS_UTXO)
+        if value is None:
+            return None
+        if value[4:6] == b"\x00\x01":  # witness serialization: the txid excludes the witnesses
+            return self.non_witness_utxo.txid().hex()
+        return hashlib.sha256(hashlib.sha256(value).digest()).digest()[::-1].hex()
 
     @property
     def witness_utxo(self) -> tuple[int, bytes] | None:
@@ -393,6 +417,8 @@ class Psbt:
         psbt = cls(version, g, inputs, outputs)
         if tx is not None:
             psbt._tx_cache = (g.get(F.PSBT_GLOBAL_UNSIGNED_TX), tx)
+        for i in range(n_in):  # every previous transaction must parse (the result is kept)
+            InputView(inputs[i], i, tx).non_witness_utxo
         # NOTE: a previous transaction that is not the one spent is left to the review, which
         # refuses it by name (previous-tx-mismatch) and shows it in `inspect`, rather than failing here.
         return psbt
@@ -469,10 +495,11 @@ class Psbt:
         raise PSBTDecodeError("no locktime satisfies every input: some require a height-based "
                               "locktime and others a time-based one")
 
-    def unsigned_tx(self):
-        """v0: the global unsigned transaction; v2: the transaction built from the fields."""
+    def unsigned_tx(self, *, shared: bool = False):
+        """v0: the global unsigned transaction; v2: the transaction built from the fields.
+        `shared=True` (v0) returns the parsed object the views use, without a copy: read only."""
         if self.version == 0:
-            return self._global_tx(fresh=True)
+            return self._global_tx(fresh=not shared)
         from embit.script import Script
         from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
@@ -486,6 +513,9 @@ class Psbt:
         return Transaction(version=self.tx_version, vin=vin, vout=vout_list, locktime=self.locktime)
 
     def txid(self) -> str:
+        if self.version == 0:  # the global unsigned tx is in the legacy serialization: hash it as is
+            raw = self.globals.get(F.PSBT_GLOBAL_UNSIGNED_TX)
+            return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
         return self.unsigned_tx().txid().hex()
 
     def unique_id(self) -> str:

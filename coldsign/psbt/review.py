@@ -194,10 +194,11 @@ def _spent_output(view, i: int, txid: str, vout: int, findings: list[Finding]):
     previous = view.non_witness_utxo
     witness_utxo = view.witness_utxo
     if previous is not None:
-        if previous.txid().hex() != txid:
+        previous_txid = view.non_witness_utxo_txid
+        if previous_txid != txid:
             findings.append(Finding("previous-tx-mismatch",
                                     f"input {i}: the previous transaction given hashes to "
-                                    f"{previous.txid().hex()}, not to the spent txid {txid}", input=i))
+                                    f"{previous_txid}, not to the spent txid {txid}", input=i))
             return witness_utxo, False
         if vout >= len(previous.vout):
             findings.append(Finding("previous-tx-mismatch",

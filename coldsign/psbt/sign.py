@@ -14,6 +14,7 @@ from coldsign.keys.derive import SECP256K1_N, AccountSigner
 from coldsign.psbt import scripts as S
 from coldsign.psbt.fields import PSBT_IN_REDEEM_SCRIPT, PSBT_IN_WITNESS_SCRIPT
 from coldsign.psbt.review import SIGHASH_ALL, SIGHASH_DEFAULT, Review
+from coldsign.psbt.sighash import SegwitV0Sighash
 
 SINGLE_KEY = (S.P2WPKH, S.P2SH_P2WPKH, S.P2TR)
 
@@ -71,7 +72,8 @@ def sign(psbt, review: Review, wallet, seed) -> SignReport:
     refuse_if_needed(review)
     signers = account_signers(wallet, seed)
     signed = psbt.copy()
-    tx = signed.unsigned_tx()
+    tx = psbt.unsigned_tx(shared=True)   # read only: digests are computed from it
+    segwit_v0 = SegwitV0Sighash(tx)
     report = SignReport(psbt=signed)
     taproot_prevouts = None
     for item in review.inputs:
@@ -118,7 +120,7 @@ def sign(psbt, review: Review, wallet, seed) -> SignReport:
                     if view.redeem_script is None:
                         signed.inputs[i].set(PSBT_IN_REDEEM_SCRIPT, b"", redeem)
                 script_code = b"\x76\xa9\x14" + program + b"\x88\xac"
-            digest = tx.sighash_segwit(i, Script(script_code), item.amount_sat, SIGHASH_ALL)
+            digest = segwit_v0.digest(i, script_code, item.amount_sat, SIGHASH_ALL)
             have = view.partial_sigs
             for n, signer in signers.items():
                 pubkey = wallet.keys[n].pubkey_at(change, index)
