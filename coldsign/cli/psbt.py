@@ -69,6 +69,12 @@ def network_for(settings, registration):
     return settings.require_network(registration.network if registration else None)
 
 
+def _no_echo_prompt(label: str) -> str:
+    """Ask on the terminal without echo (typed words never reach the screen, argv or history)."""
+    return typer.prompt(label, hide_input=True, default="" if "passphrase" in label else None,
+                        show_default=False)
+
+
 WalletOpt = Annotated[Optional[str], typer.Option("--wallet", help="registered wallet name")]
 
 
@@ -132,8 +138,9 @@ def sign(
     prompt = None
     if mnemonic_file is None:
         if not sys.stdin.isatty():
-            raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on")
-        prompt = lambda label: typer.prompt(label, hide_input=True)  # noqa: E731
+            raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
+                               hint="pass --mnemonic-file FILE (e.g. on removable media) or run in a terminal")
+        prompt = _no_echo_prompt
     seed = load_seed(mnemonic_file, passphrase_file, prompt=prompt)
     report = sign_psbt(psbt, result, registration.descriptor, seed)
     check_signatures(report, result)

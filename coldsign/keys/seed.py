@@ -87,5 +87,10 @@ def load_seed(mnemonic_file: Path | None, passphrase_file: Path | None = None,
         where = "typed mnemonic"
     else:
         raise SecretProblem("no seed given", hint="pass --mnemonic-file FILE or run interactively")
-    passphrase = read_secret_file(passphrase_file, what="passphrase file") if passphrase_file else None
+    if passphrase_file is not None:
+        passphrase = read_secret_file(passphrase_file, what="passphrase file")
+    elif mnemonic_file is None and prompt is not None:
+        passphrase = Secret(prompt("BIP-39 passphrase (Enter for none)"))
+    else:
+        passphrase = None
     return SeedKey.from_mnemonic(mnemonic, passphrase, where=where)

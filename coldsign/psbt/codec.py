@@ -608,3 +608,30 @@ def extract_transaction(psbt: Psbt):
 def psbt_sha256(psbt: Psbt) -> str:
     """Hex SHA-256 of the serialized PSBT (what the signer logs and shows)."""
     return hashlib.sha256(psbt.serialize()).hexdigest()
+
+
+def to_version_2(psbt: Psbt) -> Psbt:
+    """The same PSBT in BIP-370 form: the unsigned transaction moved into per-map fields."""
+    if psbt.version == 2:
+        return psbt.copy()
+    tx = psbt.unsigned_tx(shared=True)
+    g = PsbtMap([e for e in psbt.globals if e[0] != F.PSBT_GLOBAL_UNSIGNED_TX])
+    g.set(F.PSBT_GLOBAL_TX_VERSION, b"", tx.version.to_bytes(4, "little"))
+    g.set(F.PSBT_GLOBAL_FALLBACK_LOCKTIME, b"", tx.locktime.to_bytes(4, "little"))
+    g.set(F.PSBT_GLOBAL_INPUT_COUNT, b"", compact_size(len(tx.vin)))
+    g.set(F.PSBT_GLOBAL_OUTPUT_COUNT, b"", compact_size(len(tx.vout)))
+    g.set(F.PSBT_GLOBAL_VERSION, b"", (2).to_bytes(4, "little"))
+    inputs = []
+    for m, txin in zip(psbt.inputs, tx.vin):
+        m = m.copy()
+        m.set(F.PSBT_IN_PREVIOUS_TXID, b"", txin.txid[::-1])
+        m.set(F.PSBT_IN_OUTPUT_INDEX, b"", txin.vout.to_bytes(4, "little"))
+        m.set(F.PSBT_IN_SEQUENCE, b"", txin.sequence.to_bytes(4, "little"))
+        inputs.append(m)
+    outputs = []
+    for m, out in zip(psbt.outputs, tx.vout):
+        m = m.copy()
+        m.set(F.PSBT_OUT_AMOUNT, b"", out.value.to_bytes(8, "little"))
+        m.set(F.PSBT_OUT_SCRIPT, b"", out.script_pubkey.data)
+        outputs.append(m)
+    return Psbt.parse(Psbt(2, g, inputs, outputs).serialize())

@@ -1,4 +1,4 @@
-"""Whole withdrawals on the embedded regtest chain, one per wallet kind, through the CLI.
+"""Whole withdrawals on the embedded regtest chain, one per wallet kind (and PSBT v2), through the CLI.
 
 For each of p2wpkh, sh(wpkh), wsh 2-of-3 sortedmulti and tr (key path): the wallet is
 registered on each signer (its own home folder) with the signer's seed; two coins of 0.6 and
@@ -21,7 +21,8 @@ import walletkit as W
 from coldsign.cli.main import app
 from coldsign.psbt.create import create_psbt
 
-KINDS = ["wpkh", "sh-wpkh", "wsh-sortedmulti", "tr"]
+# Every kind as PSBT v0, and the multisig and taproot ones again as PSBT v2 (BIP-370).
+CASES = [("wpkh", 0), ("sh-wpkh", 0), ("wsh-sortedmulti", 0), ("tr", 0), ("wsh-sortedmulti", 2), ("tr", 2)]
 
 
 def run(*args: str) -> dict:
@@ -45,9 +46,10 @@ def flip_signature_byte(tx_hex: str) -> str:
     return tx.serialize().hex()
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_withdrawal_is_mined(kind, tmp_path, session_chain_dir):
+@pytest.mark.parametrize("kind, version", CASES)
+def test_withdrawal_is_mined(kind, version, tmp_path, session_chain_dir):
     from coldsign.chain.regtest import RegtestChain
+    from coldsign.psbt.codec import to_version_2
 
     coordinator = tmp_path / "coordinator"
     shutil.copytree(session_chain_dir, coordinator / "regtest")
@@ -55,6 +57,8 @@ def test_withdrawal_is_mined(kind, tmp_path, session_chain_dir):
     with RegtestChain.open(coordinator / "regtest") as chain:
         coins = W.fund(chain, wallet, [60_000_000, 50_000_000])
     psbt = create_psbt(wallet, coins, [(W.EXTERNAL_SCRIPT, 70_000_000)], fee_rate=5, change_index=0)
+    if version == 2:
+        psbt = to_version_2(psbt)
     unsigned = tmp_path / "unsigned.psbt"
     unsigned.write_bytes(psbt.serialize())
 
@@ -66,6 +70,7 @@ def test_withdrawal_is_mined(kind, tmp_path, session_chain_dir):
                   "--descriptor", W.descriptor(kind), "--mnemonic-file", str(words), "--json")
         assert reg["name"] == "vault"
         review = run("--home", str(home), "psbt", "inspect", str(unsigned), "--wallet", "vault", "--json")
+        assert review["psbt_version"] == version
         assert [o["change"] for o in review["outputs"]] == [False, True]
         assert all(i["amount_verified"] for i in review["inputs"])
         assert not [w for w in review["warnings"] if w["severity"] == "refusal"]
