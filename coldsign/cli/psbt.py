@@ -186,8 +186,7 @@ def finalize(
     from coldsign.psbt.finalize import finalize as finalize_psbt
 
     settings = settings_of(ctx, json_flag)
-    psbts = [read_psbt(f)[0] for f in files]
-    merged = combine_psbts(psbts) if len(psbts) > 1 else psbts[0]
+    merged = combine_psbts([read_psbt(f)[0] for f in files])
     final = finalize_psbt(merged)
     failed = [v for v in verify_inputs(final.tx, final.spent, range(len(final.spent))) if not v.ok]
     if failed:

@@ -254,19 +254,28 @@ def _wallet_path(wallet, fingerprint: bytes, path: tuple[int, ...], where: str,
     return None
 
 
-def _input_owner(view, i, script, kind, wallet, findings) -> tuple[int, int] | None:
+def _claimed_path(view, wallet, where: str, findings: list[Finding], **at) -> tuple[int, int] | None:
+    """(change, index) at which the map's derivations claim the wallet's keys; None when none
+    claims them, or when the claim is refused (a finding says why)."""
     fingerprints = {k.origin.fingerprint for k in wallet.keys}
-    ours = [(key, fp, path) for key, fp, path in _claims(view) if fp in fingerprints]
+    ours = [(fp, path) for _key, fp, path in _claims(view) if fp in fingerprints]
     if not ours:
         return None
-    paths = {_wallet_path(wallet, fp, path, f"input {i}", findings, input=i) for _k, fp, path in ours}
+    paths = {_wallet_path(wallet, fp, path, where, findings, **at) for fp, path in ours}
     if None in paths:
         return None
     if len(paths) > 1:
-        findings.append(Finding("inconsistent-derivations", f"input {i}: the wallet's keys are claimed at "
-                                f"different paths ({', '.join(f'{c}/{n}' for c, n in sorted(paths))})", input=i))
+        findings.append(Finding("inconsistent-derivations", f"{where}: the wallet's keys are claimed at "
+                                f"different paths ({', '.join(f'{c}/{n}' for c, n in sorted(paths))})", **at))
         return None
-    change, index = paths.pop()
+    return paths.pop()
+
+
+def _input_owner(view, i, script, kind, wallet, findings) -> tuple[int, int] | None:
+    path = _claimed_path(view, wallet, f"input {i}", findings, input=i)
+    if path is None:
+        return None
+    change, index = path
     expected = wallet.script_pubkey(change, index)
     if expected != script:
         findings.append(Finding("input-script-mismatch", f"input {i} claims the wallet's key at {change}/{index}, "
@@ -334,18 +343,10 @@ def _review_output(psbt, o: int, network: Network, wallet, highest_input_index: 
         findings.append(Finding("op-return-value", f"output {o} burns {amount} sat in an OP_RETURN", output=o))
     if wallet is None:
         return result
-    fingerprints = {k.origin.fingerprint for k in wallet.keys}
-    ours = [(key, fp, path) for key, fp, path in _claims(view) if fp in fingerprints]
-    if not ours:
+    path = _claimed_path(view, wallet, f"output {o}", findings, output=o)
+    if path is None:
         return result
-    paths = {_wallet_path(wallet, fp, path, f"output {o}", findings, output=o) for _k, fp, path in ours}
-    if None in paths:
-        return result
-    if len(paths) > 1:
-        findings.append(Finding("inconsistent-derivations", f"output {o}: the wallet's keys are claimed at "
-                                "different paths", output=o))
-        return result
-    change, index = paths.pop()
+    change, index = path
     if index > highest_input_index + LIMITS.change_index_max_gap:
         findings.append(Finding("unusual-path", f"output {o} claims index {index}, more than "
                                 f"{LIMITS.change_index_max_gap} above the highest index ({highest_input_index}) "
