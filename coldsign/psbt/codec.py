@@ -439,8 +439,11 @@ class Psbt:
         return base64.b64encode(self.serialize()).decode()
 
     def copy(self) -> "Psbt":
-        return Psbt(self.version, self.globals.copy(), [m.copy() for m in self.inputs],
+        twin = Psbt(self.version, self.globals.copy(), [m.copy() for m in self.inputs],
                     [m.copy() for m in self.outputs])
+        if hasattr(self, "_tx_cache"):  # the parsed unsigned tx is read only: share it
+            twin._tx_cache = self._tx_cache
+        return twin
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Psbt) and self.version == other.version
