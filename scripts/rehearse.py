@@ -117,7 +117,8 @@ def main() -> int:
 
 
 def _build(coordinator_home: str, out: Path, address: str, amount: int) -> None:
-    from coldsign.chain.regtest import RegtestChain, regtest_address_script
+    from coldsign.chain.address import regtest_address_script
+    from coldsign.chain.regtest import RegtestChain
     from coldsign.psbt.create import Coin, create_psbt
     from coldsign.wallet import registry
 

@@ -25,26 +25,21 @@ from typing import Iterable, Sequence
 
 from coldsign.chain import blocks as B
 from coldsign.chain.index import ChainIndex, Utxo
+from coldsign.chain.kernel_log import KernelLog, reject_detail
+from coldsign.chain.miner import fee_for, load_or_create_miner_key, pay_from_miner
 from coldsign.errors import (BadInput, EnvironmentProblem, NotFound, Refused,
                              TransactionDecodeError, VerificationFailed)
 from coldsign.keys.secret import Secret
 from coldsign.limits import LIMITS
-from coldsign.store import atomic_write, read_limited
 
-__all__ = ["BlockResult", "RegtestChain", "Utxo", "regtest_address_script", "regtest_address"]
+__all__ = ["BlockResult", "RegtestChain", "Utxo"]
 
 MINER_KEY_FILE = "miner.key"
 INDEX_FILE = "index.sqlite"
 LOCK_FILE = "coldsign.lock"
-# Fee rate of the transactions `fund` builds. Regtest has no mempool policy; 2 sat/vB keeps
-# the numbers realistic.
-FUND_FEE_RATE_SAT_VB = 2
-# Outputs below this go to the fee instead of a change output (P2WPKH dust at 3 sat/vB).
-DUST_SAT = 294
 # How many blocks `fund` may mine to mature enough coinbase coins before it gives up.
 FUND_MAX_MATURING_BLOCKS = 1_000
 MAX_MONEY_SAT = 21_000_000 * B.COIN
-_LOG_LINES_KEPT = 50
 
 
 @dataclass(frozen=True)
@@ -60,48 +55,6 @@ class BlockResult:
     def to_json(self) -> dict:
         return {"accepted": self.accepted, "height": self.height, "block_hash": self.block_hash,
                 "reason": self.reason, "txids": list(self.txids)}
-
-
-class _KernelLog:
-    """One process-wide kernel log connection; lines are kept only while a block is processed.
-
-    The kernel's reject reason (e.g. "bad-txns-in-belowout") only reaches its log, so
-    `submit_block` reads it from here.
-    """
-
-    _connection = None
-    lines: list[str] | None = None
-
-    @classmethod
-    def start(cls) -> None:
-        import pbk
-
-        if cls._connection is None:
-            cls._connection = pbk.LoggingConnection(cls._receive)
-        cls.lines = []
-
-    @classmethod
-    def stop(cls) -> list[str]:
-        lines, cls.lines = cls.lines or [], None
-        return lines
-
-    @staticmethod
-    def _receive(message):
-        if _KernelLog.lines is not None and len(_KernelLog.lines) < _LOG_LINES_KEPT:
-            _KernelLog.lines.append(message.strip())
-
-
-def _reject_detail(lines: list[str]) -> str | None:
-    """The kernel's reject reason from its log: the text after the failing step's name."""
-    for line in lines:
-        match = re.search(r"\[error\] (?:ConnectTip|AcceptBlock|ProcessNewBlock)[^:]*: (.*)$", line)
-        if match:
-            return re.sub(r"^ConnectBlock [0-9a-f]{64} failed, ", "", match.group(1).strip())
-    for line in lines:
-        match = re.search(r"\[error\] (.*)$", line)
-        if match:
-            return match.group(1).strip()
-    return None
 
 
 class RegtestChain:
@@ -138,7 +91,7 @@ class RegtestChain:
             raise EnvironmentProblem(f"cannot create the regtest datadir: {e.strerror}",
                                      where=str(self.datadir)) from None
         self._lock()
-        self._miner_key = _load_or_create_miner_key(self.datadir / MINER_KEY_FILE)
+        self._miner_key = load_or_create_miner_key(self.datadir / MINER_KEY_FILE)
         self._chainman = self._load_kernel()
         try:
             self._index = ChainIndex(self.datadir / INDEX_FILE)
@@ -238,7 +191,8 @@ class RegtestChain:
         from embit.ec import PrivateKey
 
         assert self._miner_key is not None
-        # NOTE: an embit PrivateKey's repr prints the WIF; it never leaves this module's frames.
+        # NOTE: an embit PrivateKey's repr prints the WIF; it never leaves this module's frames
+        # (and `pay_from_miner`'s, which signs the faucet's payments with it).
         return PrivateKey(self._miner_key.reveal())
 
     @property
@@ -351,13 +305,13 @@ class RegtestChain:
         txids = [tx.txid().hex() for tx in block.transactions]
         before = self.tip_hash
         self._checked.pop(block_hash, None)
-        _KernelLog.start()
+        KernelLog.start()
         try:
             self._kernel.process_block(kernel_block)
         except pbk.ProcessBlockException:
             pass  # refused before connecting; the reason is in the state and the log
         finally:
-            lines = _KernelLog.stop()
+            lines = KernelLog.stop()
         height = self.height
         if self.tip_hash == block_hash and before != block_hash:
             self._index_block(height, block_hash, block)
@@ -366,7 +320,7 @@ class RegtestChain:
         if before == block_hash:
             reason = "duplicate: the block is already the tip"
         else:
-            detail = _reject_detail(lines)
+            detail = reject_detail(lines)
             if detail:
                 reason = f"{result}: {detail}"
             elif mode in ("VALID", "UNCHECKED"):
@@ -403,7 +357,8 @@ class RegtestChain:
         if not script_pubkey:
             raise BadInput("cannot fund an empty scriptPubKey")
         coins = self._spendable_coins_for(amount_sat)
-        tx = self._pay(coins, bytes(script_pubkey), amount_sat)
+        tx = pay_from_miner(self._miner_private(), coins, bytes(script_pubkey), amount_sat,
+                            change_script=self.miner_script)
         raw = tx.serialize()
         result = self.broadcast(raw)
         if not result.accepted:
@@ -422,7 +377,7 @@ class RegtestChain:
             for coin in coins:
                 chosen.append(coin)
                 total += coin.amount_sat
-                if total >= amount_sat + _fee_for(len(chosen)):
+                if total >= amount_sat + fee_for(len(chosen)):
                     return chosen
             if mined >= FUND_MAX_MATURING_BLOCKS:
                 raise Refused(f"the miner cannot pay {amount_sat} sat even after mining "
@@ -431,32 +386,8 @@ class RegtestChain:
             step = max(1, min(50, FUND_MAX_MATURING_BLOCKS - mined))
             mined += len(self.mine(step))
 
-    def _pay(self, coins: list[Utxo], script_pubkey: bytes, amount_sat: int):
-        from embit.script import Script, p2pkh, witness_p2wpkh
-        from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
-
-        key = self._miner_private()
-        pub = key.get_public_key()
-        fee = _fee_for(len(coins))
-        change = sum(c.amount_sat for c in coins) - amount_sat - fee
-        vin = [TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=0xFFFFFFFD) for c in coins]
-        vout = [TransactionOutput(amount_sat, Script(script_pubkey))]
-        if change >= DUST_SAT:
-            vout.append(TransactionOutput(change, Script(self.miner_script)))
-        tx = Transaction(version=2, vin=vin, vout=vout, locktime=0)
-        script_code = p2pkh(pub)
-        for i, coin in enumerate(coins):
-            digest = tx.sighash_segwit(i, script_code, coin.amount_sat, SIGHASH.ALL)
-            vin[i].witness = witness_p2wpkh(key.sign(digest), pub, SIGHASH.ALL)
-        return tx
-
 
 _OPEN_TOKEN = object()
-
-
-def _fee_for(inputs: int) -> int:
-    # P2WPKH in (68 vB) x n, two P2WPKH-sized outputs (31 vB each), 11 vB overhead.
-    return FUND_FEE_RATE_SAT_VB * (11 + 68 * inputs + 2 * 31)
 
 
 def _parse_transaction(raw: bytes, index: int):
@@ -477,57 +408,3 @@ def _parse_transaction(raw: bytes, index: int):
         raise TransactionDecodeError(f"not a transaction: {e or type(e).__name__}",
                                      where=f"transaction {index}",
                                      hint="pass the raw transaction bytes (with witness)") from None
-
-
-def _load_or_create_miner_key(path: Path) -> Secret:
-    """The miner's 32-byte secret, created once (0600). Regtest only: it guards no real coins."""
-    from embit.ec import PrivateKey
-
-    if not path.exists():
-        atomic_write(path, os.urandom(32).hex() + "\n", mode=0o600)
-    text = read_limited(path, 200, what="regtest miner key").decode("ascii", "replace").strip()
-    try:
-        secret = bytes.fromhex(text)
-        PrivateKey(secret)  # validates the range; the object is dropped at once
-    except Exception:  # noqa: BLE001 - any malformation means the same thing here
-        raise BadInput("the regtest miner key is not 32 bytes of hex", where=str(path),
-                       hint="delete the file to make a new miner key (regtest coins only)"
-                       ) from None
-    return Secret(secret)
-
-
-def regtest_address_script(address: str) -> bytes:
-    """The scriptPubKey of a regtest address (bcrt1…, or base58 m…/n…/2…); BadInput otherwise."""
-    from embit import base58, bech32
-
-    text = address.strip()
-    if text.lower().startswith("bcrt1"):
-        mixed_case = text != text.lower() and text != text.upper()
-        version, program = (None, None) if mixed_case else bech32.decode("bcrt", text.lower())
-        if version is None:
-            raise BadInput(f"{address!r} is not a valid regtest bech32 address",
-                           hint="check for typos; regtest segwit addresses start with bcrt1")
-        op = 0 if version == 0 else 0x50 + version
-        return bytes([op, len(program)]) + bytes(program)
-    try:
-        data = base58.decode_check(text)
-    except Exception:  # noqa: BLE001 - embit raises bare ValueError/IndexError on junk
-        data = b""
-    if len(data) == 21 and data[:1] == b"\x6f":
-        return b"\x76\xa9\x14" + data[1:] + b"\x88\xac"
-    if len(data) == 21 and data[:1] == b"\xc4":
-        return b"\xa9\x14" + data[1:] + b"\x87"
-    raise BadInput(f"{address!r} is not a regtest address",
-                   hint="use a bcrt1… address, or a base58 one starting with m, n or 2")
-
-
-def regtest_address(script_pubkey: bytes) -> str:
-    """The regtest address of a standard scriptPubKey."""
-    from embit.networks import NETWORKS
-    from embit.script import Script
-
-    try:
-        return Script(bytes(script_pubkey)).address(NETWORKS["regtest"])
-    except ValueError:
-        raise BadInput("this scriptPubKey has no address form",
-                       where=bytes(script_pubkey).hex()) from None

@@ -68,7 +68,7 @@ def parse_amount(text: str) -> int:
 
 
 def _address_script(address: str) -> bytes:
-    from coldsign.chain.regtest import regtest_address_script
+    from coldsign.chain.address import regtest_address_script
 
     return regtest_address_script(address)
 
@@ -83,7 +83,8 @@ def init(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
 
     Example: coldsign --home ./demo regtest init --json
     """
-    from coldsign.chain.regtest import RegtestChain, regtest_address
+    from coldsign.chain.address import regtest_address
+    from coldsign.chain.regtest import RegtestChain
 
     settings = settings_of(ctx, json_flag)
     datadir = _datadir(settings)
@@ -146,7 +147,7 @@ def status(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
 
     Example: coldsign regtest status --json
     """
-    from coldsign.chain.regtest import regtest_address
+    from coldsign.chain.address import regtest_address
 
     settings = settings_of(ctx, json_flag)
     with _open_existing(settings) as chain:

@@ -68,6 +68,9 @@ def _ckd_priv(secret: int, chain_code: bytes, pub: bytes, index: int) -> tuple[i
     return child, digest[32:]
 
 
-def format_path(path: tuple[int, ...]) -> str:
-    """`84h/1h/0h/0/5` style: hardened steps marked with h."""
-    return "/".join(f"{p & 0x7FFFFFFF}h" if p & 0x80000000 else str(p) for p in path)
+def format_path(path: tuple[int, ...] | list[int], *, master: bool = False) -> str:
+    """`84h/1h/0h/0/5` style (hardened steps marked with h); `m/84h/...` with `master=True`."""
+    steps = "/".join(f"{p & 0x7FFFFFFF}h" if p & 0x80000000 else str(p) for p in path)
+    if not master:
+        return steps
+    return f"m/{steps}" if steps else "m"

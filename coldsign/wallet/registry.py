@@ -21,7 +21,8 @@ from coldsign.errors import BadInput, DescriptorError, NotFound, Refused
 from coldsign.limits import LIMITS
 from coldsign.network import Network
 from coldsign.store import atomic_write, read_limited
-from coldsign.wallet.descriptor import WalletDescriptor, WalletKey, format_path
+from coldsign.wallet.descriptor import WalletDescriptor, WalletKey
+from coldsign.keys.derive import format_path
 
 if TYPE_CHECKING:
     from coldsign.keys.seed import SeedKey
@@ -89,7 +90,7 @@ def require_seed_in_wallet(descriptor: WalletDescriptor, seed: "SeedKey", *, nam
     same_fp = [k for k in descriptor.keys if k.origin.fingerprint == seed.fingerprint]
     if same_fp:
         why = (f"the seed's fingerprint {seed.fingerprint_hex} is in the wallet but the xpub it derives at "
-               f"{format_path(same_fp[0].origin.path)} is different")
+               f"{format_path(same_fp[0].origin.path, master=True)} is different")
     else:
         why = f"the seed's fingerprint {seed.fingerprint_hex} is not among the wallet's keys ({fingerprints})"
     raise Refused(f"this seed holds none of the keys of wallet {name!r}: {why}", code="seed-not-in-wallet",

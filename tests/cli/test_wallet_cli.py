@@ -104,7 +104,7 @@ def test_register_split_descriptors_and_idempotent(runner, home):
 
 
 def test_wrong_checksum_exit_3_names_expected(runner, home):
-    from coldsign.wallet.descriptor import descriptor_checksum
+    from coldsign.wallet.scriptexpr import descriptor_checksum
 
     result = run(runner, home, "wallet", "register", "--name", "vault", "--descriptor", vault() + "#aaaaaaaa",
                  "--json")

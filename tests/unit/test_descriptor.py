@@ -15,7 +15,9 @@ from embit.networks import NETWORKS
 
 from coldsign.errors import DescriptorError
 from coldsign.network import Network
-from coldsign.wallet.descriptor import (HARDENED, WalletDescriptor, descriptor_checksum)
+from coldsign.wallet.descriptor import WalletDescriptor
+from coldsign.wallet.keyexpr import HARDENED
+from coldsign.wallet.scriptexpr import descriptor_checksum
 
 ABANDON = "abandon " * 11 + "about"
 LEGAL = "legal winner thank year wave sausage worth useful legal winner thank yellow"

@@ -13,7 +13,7 @@ import pytest
 from embit import bip32
 
 from coldsign.errors import DescriptorError
-from coldsign.wallet.descriptor import parse_extended_key
+from coldsign.wallet.keyexpr import parse_extended_key
 
 DATA = json.loads((Path(__file__).parent / "bip32" / "bip32_vectors.json").read_text())
 CHAINS = [(v["vector"], v["seed"], c) for v in DATA["valid"] for c in v["chains"]]

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from coldsign.errors import DescriptorError
-from coldsign.wallet.descriptor import parse_expression, parse_key_expression, split_checksum
+from coldsign.wallet.keyexpr import parse_key_expression
+from coldsign.wallet.scriptexpr import parse_expression, split_checksum
 
 DATA = json.loads((Path(__file__).parent / "descriptors" / "bip380_386.json").read_text())
 VALID = DATA["descriptors"]["valid"]
