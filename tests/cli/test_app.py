@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from typer.testing import CliRunner
 
 import walletkit as W
@@ -28,47 +30,46 @@ def test_unknown_network_is_a_usage_error(tmp_path):
     assert "unknown network" in result.output
 
 
+@pytest.fixture()
+def psbt_file(tmp_path):
+    _, psbt = W.honest()
+    path = tmp_path / "p.psbt"
+    path.write_bytes(psbt.serialize())
+    return path
+
+
 def _crash(*_args, **_kwargs):
     mnemonic = W.mnemonic("alice")  # noqa: F841 - a local a traceback must not print
     raise RuntimeError("boom")
 
 
-def test_a_bug_is_exit_70_with_a_short_message_and_no_locals(monkeypatch, tmp_path):
+def test_a_bug_is_exit_70_with_a_short_message_and_no_locals(monkeypatch, psbt_file):
     from coldsign.psbt import review as review_module
 
     monkeypatch.setattr(review_module, "review", _crash)
-    _, psbt = W.honest()
-    path = tmp_path / "p.psbt"
-    path.write_bytes(psbt.serialize())
-    result = CliRunner().invoke(app, ["--network", "regtest", "psbt", "inspect", str(path)])
+    result = CliRunner().invoke(app, ["--network", "regtest", "psbt", "inspect", str(psbt_file)])
     assert result.exit_code == 70
     assert "internal error (RuntimeError): boom" in result.output
     assert "Traceback" not in result.output
     assert W.mnemonic("alice").split()[0] + " " + W.mnemonic("alice").split()[1] not in result.output
 
 
-def test_debug_lets_the_traceback_through(monkeypatch, tmp_path):
+def test_debug_lets_the_traceback_through(monkeypatch, psbt_file):
     from coldsign.psbt import review as review_module
 
     monkeypatch.setattr(review_module, "review", _crash)
-    _, psbt = W.honest()
-    path = tmp_path / "p.psbt"
-    path.write_bytes(psbt.serialize())
-    result = CliRunner().invoke(app, ["--debug", "--network", "regtest", "psbt", "inspect", str(path)])
+    result = CliRunner().invoke(app, ["--debug", "--network", "regtest", "psbt", "inspect", str(psbt_file)])
     assert isinstance(result.exception, RuntimeError)
 
 
-def test_interrupt_is_exit_130(monkeypatch, tmp_path):
+def test_interrupt_is_exit_130(monkeypatch, psbt_file):
     from coldsign.psbt import review as review_module
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(review_module, "review", interrupted)
-    _, psbt = W.honest()
-    path = tmp_path / "p.psbt"
-    path.write_bytes(psbt.serialize())
-    result = CliRunner().invoke(app, ["--network", "regtest", "psbt", "inspect", str(path)])
+    result = CliRunner().invoke(app, ["--network", "regtest", "psbt", "inspect", str(psbt_file)])
     assert result.exit_code == 130
 
 
