@@ -24,10 +24,7 @@ from coldsign.psbt.create import create_psbt  # noqa: E402
 
 def build(kind: str, n: int):
     wallet = W.wallet(kind)
-    coins = []
-    for i in range(n):
-        script = wallet.script_pubkey(0, i)
-        coins.append(W.coin(wallet, 0, i))
+    coins = [W.coin(wallet, 0, i) for i in range(n)]
     return wallet, create_psbt(wallet, coins, [(W.EXTERNAL_SCRIPT, 50_000 * n)], fee_rate=2, change_index=n)
 
 

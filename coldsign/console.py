@@ -7,7 +7,6 @@ from rich.table import Table
 from rich.text import Text
 
 _out = Console(highlight=False)
-_err = Console(stderr=True, highlight=False)
 
 
 def btc(sat: int | None) -> str:
@@ -64,5 +63,40 @@ def render_sign_report(report, out: str, sha: str, console: Console = _out) -> N
     console.print(f"Wrote {out}  sha256 {sha}")
 
 
-def info(message: str) -> None:
-    _err.print(message)
+def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:
+    console.print(f"[bold]{title}[/bold]  {doc['name']}  ({doc['network']})")
+    console.print(f"policy:     {doc['policy']} ({doc['kind']})")
+    console.print(f"created:    {doc['created']}")
+    console.print(f"descriptor: {doc['descriptor']}", soft_wrap=True)
+    table = Table("#", "fingerprint", "path")
+    table.add_column("xpub", overflow="fold")
+    for i, key in enumerate(doc["keys"], 1):
+        table.add_row(str(i), key["fingerprint"], key["path"], key["xpub"])
+    console.print(table)
+    if doc.get("first_address"):
+        console.print(f"first receive address: [bold]{doc['first_address']}[/bold]")
+    if doc.get("seed_key"):
+        console.print(f"this seed holds key {doc['seed_key']['position']} "
+                      f"(fingerprint {doc['seed_key']['fingerprint']})")
+
+
+def render_wallet_list(doc: dict, folder, console: Console = _out) -> None:
+    if not doc["wallets"]:
+        console.print(f"no wallets registered in {folder}")
+        return
+    table = Table("name", "network", "policy", "kind", "fingerprints", "created")
+    for item in doc["wallets"]:
+        table.add_row(item["name"], item["network"], item["policy"], item["kind"],
+                      " ".join(item["fingerprints"]), item["created"])
+    console.print(table)
+
+
+def render_address(doc: dict, policy: str, console: Console = _out) -> None:
+    console.print(f"{doc['wallet']} ({doc['network']}, {policy}) "
+                  f"{'change' if doc['change'] else 'receive'} #{doc['index']}")
+    console.print(f"[bold]{doc['address']}[/bold]")
+    table = Table("fingerprint", "path")
+    table.add_column("pubkey", overflow="fold")
+    for key in doc["keys"]:
+        table.add_row(key["fingerprint"], key["path"], key["pubkey"])
+    console.print(table)

@@ -8,34 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.console import render_address, render_wallet, render_wallet_list
 
 app = typer.Typer(no_args_is_help=True, help="Register the wallets this signer signs for and show their addresses.")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _render_wallet(doc: dict, *, title: str) -> None:
-    from rich.table import Table
-
-    console = _console()
-    console.print(f"[bold]{title}[/bold]  {doc['name']}  ({doc['network']})")
-    console.print(f"policy:     {doc['policy']} ({doc['kind']})")
-    console.print(f"created:    {doc['created']}")
-    console.print(f"descriptor: {doc['descriptor']}", soft_wrap=True)
-    table = Table("#", "fingerprint", "path")
-    table.add_column("xpub", overflow="fold")
-    for i, key in enumerate(doc["keys"], 1):
-        table.add_row(str(i), key["fingerprint"], key["path"], key["xpub"])
-    console.print(table)
-    if doc.get("first_address"):
-        console.print(f"first receive address: [bold]{doc['first_address']}[/bold]")
-    if doc.get("seed_key"):
-        console.print(f"this seed holds key {doc['seed_key']['position']} "
-                      f"(fingerprint {doc['seed_key']['fingerprint']})")
 
 
 @app.command("register")
@@ -83,7 +58,7 @@ def register_cmd(
         doc["seed_key"] = {"position": position, "fingerprint": key.origin.fingerprint.hex(),
                            "path": key.origin.path_str()}
     title = "Registered wallet" if doc["registered"] else "Already registered (unchanged)"
-    emit(settings, doc, lambda: _render_wallet(doc, title=title))
+    emit(settings, doc, lambda: render_wallet(doc, title=title))
 
 
 @app.command("list")
@@ -101,19 +76,7 @@ def list_cmd(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
                         "fingerprints": [k.origin.fingerprint.hex() for k in r.descriptor.keys]}
                        for r in wallets]}
 
-    def render() -> None:
-        from rich.table import Table
-
-        if not wallets:
-            _console().print(f"no wallets registered in {registry.wallets_dir(settings.home)}")
-            return
-        table = Table("name", "network", "policy", "kind", "fingerprints", "created")
-        for item in doc["wallets"]:
-            table.add_row(item["name"], item["network"], item["policy"], item["kind"],
-                          " ".join(item["fingerprints"]), item["created"])
-        _console().print(table)
-
-    emit(settings, doc, render)
+    emit(settings, doc, lambda: render_wallet_list(doc, registry.wallets_dir(settings.home)))
 
 
 @app.command("show")
@@ -129,7 +92,7 @@ def show_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="walle
     registration = registry.load(settings.home, name)
     doc = registration.to_json()
     doc["first_address"] = registration.descriptor.address(0, 0)
-    emit(settings, doc, lambda: _render_wallet(doc, title="Wallet"))
+    emit(settings, doc, lambda: render_wallet(doc, title="Wallet"))
 
 
 @app.command("address")
@@ -161,17 +124,4 @@ def address_cmd(
     if scripts.redeem_script is not None:
         doc["redeem_script"] = scripts.redeem_script.hex()
 
-    def render() -> None:
-        from rich.table import Table
-
-        console = _console()
-        console.print(f"{name} ({registration.network.value}, {wallet.policy}) "
-                      f"{'change' if change else 'receive'} #{index}")
-        console.print(f"[bold]{doc['address']}[/bold]")
-        table = Table("fingerprint", "path")
-        table.add_column("pubkey", overflow="fold")
-        for key in doc["keys"]:
-            table.add_row(key["fingerprint"], key["path"], key["pubkey"])
-        console.print(table)
-
-    emit(settings, doc, render)
+    emit(settings, doc, lambda: render_address(doc, wallet.policy))

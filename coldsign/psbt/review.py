@@ -402,8 +402,8 @@ def _weight(psbt, inputs: list[InputReview], outputs: list[OutputReview], wallet
     """The transaction's weight: exact for final inputs, estimated from the script type otherwise."""
     weights, has_witness, estimated = [], [], False
     for item in inputs:
-        view = psbt.input(item.index)
         if item.final:
+            view = psbt.input(item.index)
             script_sig = view.final_script_sig or b""
             witness = view.final_script_witness or []
             size = S._compact_size_len
@@ -415,7 +415,7 @@ def _weight(psbt, inputs: list[InputReview], outputs: list[OutputReview], wallet
         kind = item.script_type
         has_witness.append(kind in (S.P2WPKH, S.P2SH_P2WPKH, S.P2WSH, S.P2TR))
         if kind == S.P2WSH:
-            ws = view.witness_script or (wallet.witness_script(*item.path) if item.path else b"")
+            ws = psbt.input(item.index).witness_script or (wallet.witness_script(*item.path) if item.path else b"")
             weights.append(S.input_weight(kind, threshold=item.required, witness_script_len=len(ws or b"")))
         elif kind == S.P2TR and item.sighash == SIGHASH_ALL:
             weights.append(S.input_weight(kind) + 1)
