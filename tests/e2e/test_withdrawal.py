@@ -31,6 +31,17 @@ def run(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
+def actual_vsize(tx_hex: str) -> int:
+    from embit.transaction import Transaction
+
+    tx = Transaction.from_string(tx_hex)
+    full = len(tx.serialize())
+    for txin in tx.vin:
+        txin.witness = type(txin.witness)([])
+    stripped = len(tx.serialize())
+    return -(-(stripped * 3 + full) // 4)
+
+
 def flip_signature_byte(tx_hex: str) -> str:
     from embit.script import Witness
     from embit.transaction import Transaction
@@ -75,6 +86,7 @@ def test_withdrawal_is_mined(kind, version, tmp_path, session_chain_dir):
         assert all(i["amount_verified"] for i in review["inputs"])
         assert not [w for w in review["warnings"] if w["severity"] == "refusal"]
         reviewed_txids.add(review["txid"])
+        estimated_vsize = review["vsize"]
         out = tmp_path / f"{name}.psbt"
         report = run("--home", str(home), "psbt", "sign", str(unsigned), "--wallet", "vault",
                      "--mnemonic-file", str(words), "--out", str(out), "--json")
@@ -86,6 +98,9 @@ def test_withdrawal_is_mined(kind, version, tmp_path, session_chain_dir):
     final = run("psbt", "finalize", *signed, "--out", str(tmp_path / "tx.hex"), "--json")
     assert final["consensus_checked"] is True
     assert {final["txid"]} == reviewed_txids   # what the custodians reviewed is what is mined
+    # The unsigned estimate counts 72-byte ECDSA signatures (the maximum): never below the real size,
+    # at most a vbyte or two above it (a 71-byte signature is a quarter vbyte less).
+    assert 0 <= estimated_vsize - actual_vsize(final["hex"]) <= 2
 
     bad = tmp_path / "bad.hex"
     bad.write_text(flip_signature_byte(final["hex"]))
