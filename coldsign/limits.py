@@ -18,6 +18,8 @@ class Limits:
     # One key-value entry of a PSBT map (a previous transaction is the largest legitimate one).
     psbt_max_value_bytes: int = 4_000_000
     psbt_max_map_entries: int = 1_000
+    # One key of a PSBT map: the longest legitimate one is a taproot control block (4,130 bytes).
+    psbt_max_key_bytes: int = 8_192
     transaction_max_bytes: int = 4_000_000
     descriptor_max_chars: int = 10_000
     multisig_max_keys: int = 15

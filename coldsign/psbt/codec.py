@@ -110,8 +110,8 @@ def _read_map(r: Reader, where: str) -> PsbtMap:
             keylen = r.compact_size()
             if keylen == 0:
                 return PsbtMap(entries)
-            if keylen > F.MAX_KEY_BYTES:
-                raise FieldProblem(f"key of {keylen} bytes exceeds the limit of {F.MAX_KEY_BYTES}")
+            if keylen > LIMITS.psbt_max_key_bytes:
+                raise FieldProblem(f"key of {keylen} bytes exceeds the limit of {LIMITS.psbt_max_key_bytes}")
             key = Reader(r.read(keylen), "key")
             keytype = key.compact_size()
             keydata = key.read(key.remaining)

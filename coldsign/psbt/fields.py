@@ -67,9 +67,6 @@ PSBT_OUT_PROPRIETARY = 0xFC
 
 LOCKTIME_THRESHOLD = 500_000_000
 MAX_MONEY = 21_000_000 * 100_000_000
-# NOTE: not in coldsign.limits (not this module's file): the longest legitimate key is a taproot
-# control block (1 + 33 + 32*128 bytes); 8 KiB leaves room for proprietary keys.
-MAX_KEY_BYTES = 8192
 TAPROOT_CONTROL_MAX_NODES = 128
 
 
