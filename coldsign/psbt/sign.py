@@ -65,84 +65,95 @@ def account_signers(wallet, seed) -> dict[int, AccountSigner]:
 
 def sign(psbt, review: Review, wallet, seed) -> SignReport:
     """Sign `psbt` (not modified) with `seed`'s keys of `wallet`; `review` must be of this PSBT."""
-    from embit.script import Script
-    from embit.util import secp256k1
-
     refuse_if_needed(review)
-    signers = account_signers(wallet, seed)
-    signed = psbt.copy()
-    tx = psbt.unsigned_tx(shared=True)   # read only: digests are computed from it
-    segwit_v0 = SegwitV0Sighash(tx)
-    report = SignReport(psbt=signed)
-    taproot_prevouts = None
+    session = _Signing(psbt, review, wallet, account_signers(wallet, seed))
+    report = SignReport(psbt=session.signed)
     for item in review.inputs:
-        i = item.index
         if not item.ours:
-            report.skipped.append((i, "not an input of this wallet"))
-            continue
-        if item.final:
-            report.skipped.append((i, "already final"))
-            continue
-        view = signed.input(i)
-        change, index = item.path
-        kind = item.script_type
-        made = 0
-        if kind == S.P2TR:
-            signer = signers.get(0)
-            if signer is None:
-                report.skipped.append((i, "the seed does not hold this input's key"))
-                continue
-            if view.tap_key_sig is not None:
-                report.skipped.append((i, "already signed"))
-                continue
-            if taproot_prevouts is None:
-                taproot_prevouts = ([Script(r.script_pubkey) for r in review.inputs],
-                                    [r.amount_sat for r in review.inputs])
-            sighash = SIGHASH_DEFAULT if item.sighash is None else item.sighash
-            digest = tx.sighash_taproot(i, taproot_prevouts[0], taproot_prevouts[1], sighash=sighash)
-            secret = _taproot_output_secret(signer.secret_at(change, index), wallet.keys[0].pubkey_at(change, index))
-            sig = secp256k1.schnorrsig_sign(digest, secret)
-            sig = sig if sighash == SIGHASH_DEFAULT else sig + bytes([sighash])
-            view.set_tap_key_sig(sig)
-            report.signatures.append(NewSignature(i, item.script_pubkey[2:], sig, kind))
-            made = 1
-        elif kind in (S.P2WPKH, S.P2SH_P2WPKH, S.P2WSH):
-            if kind == S.P2WSH:
-                script_code = wallet.witness_script(change, index)
-                if view.witness_script is None:
-                    signed.inputs[i].set(PSBT_IN_WITNESS_SCRIPT, b"", script_code)
-            else:
-                program = item.script_pubkey[2:]
-                if kind == S.P2SH_P2WPKH:
-                    redeem = wallet.redeem_script(change, index)
-                    program = redeem[2:]
-                    if view.redeem_script is None:
-                        signed.inputs[i].set(PSBT_IN_REDEEM_SCRIPT, b"", redeem)
-                script_code = b"\x76\xa9\x14" + program + b"\x88\xac"
-            digest = segwit_v0.digest(i, script_code, item.amount_sat, SIGHASH_ALL)
-            have = view.partial_sigs
-            for n, signer in signers.items():
-                pubkey = wallet.keys[n].pubkey_at(change, index)
-                if pubkey in have:
-                    continue
-                der = secp256k1.ecdsa_signature_serialize_der(
-                    secp256k1.ecdsa_sign(digest, signer.secret_at(change, index)))
-                sig = der + bytes([SIGHASH_ALL])
-                view.add_partial_sig(pubkey, sig)
-                report.signatures.append(NewSignature(i, pubkey, sig, kind))
-                made += 1
-            if not made:
-                report.skipped.append((i, "already signed by this seed's key(s)"))
-                continue
+            made, reason = [], "not an input of this wallet"
+        elif item.final:
+            made, reason = [], "already final"
+        elif item.script_type == S.P2TR:
+            made, reason = session.taproot(item)
+        elif item.script_type in (S.P2WPKH, S.P2SH_P2WPKH, S.P2WSH):
+            made, reason = session.segwit_v0(item)
         else:
-            report.skipped.append((i, f"coldsign does not sign {kind} inputs"))
-            continue
-        report.signed.append(i)
+            made, reason = [], f"coldsign does not sign {item.script_type} inputs"
+        if made:
+            report.signatures += made
+            report.signed.append(item.index)
+        else:
+            report.skipped.append((item.index, reason))
     if not report.signed:
         raise Refused("nothing was signed: " + "; ".join(f"input {i}: {r}" for i, r in report.skipped),
                       code="nothing-signed", details=[{"code": "skipped", "index": i, "message": r}
                                                       for i, r in report.skipped])
     return report
+
+
+class _Signing:
+    """One signing pass: the signed copy, the digest caches and the seed's account signers."""
+
+    def __init__(self, psbt, review: Review, wallet, signers: dict[int, AccountSigner]) -> None:
+        self.signed = psbt.copy()
+        self.tx = psbt.unsigned_tx(shared=True)   # read only: digests are computed from it
+        self.segwit_v0_digests = SegwitV0Sighash(self.tx)
+        self.review, self.wallet, self.signers = review, wallet, signers
+        self._taproot_prevouts = None
+
+    def taproot(self, item) -> tuple[list[NewSignature], str]:
+        """Key-path signature into PSBT_IN_TAP_KEY_SIG (never a final witness: that is the finalizer's)."""
+        from embit.script import Script
+        from embit.util import secp256k1
+
+        signer = self.signers.get(0)
+        if signer is None:
+            return [], "the seed does not hold this input's key"
+        view = self.signed.input(item.index)
+        if view.tap_key_sig is not None:
+            return [], "already signed"
+        if self._taproot_prevouts is None:  # BIP-341 commits to every input's script and amount
+            self._taproot_prevouts = ([Script(r.script_pubkey) for r in self.review.inputs],
+                                      [r.amount_sat for r in self.review.inputs])
+        change, index = item.path
+        sighash = SIGHASH_DEFAULT if item.sighash is None else item.sighash
+        digest = self.tx.sighash_taproot(item.index, *self._taproot_prevouts, sighash=sighash)
+        secret = _taproot_output_secret(signer.secret_at(change, index),
+                                        self.wallet.keys[0].pubkey_at(change, index))
+        sig = secp256k1.schnorrsig_sign(digest, secret)
+        sig = sig if sighash == SIGHASH_DEFAULT else sig + bytes([sighash])
+        view.set_tap_key_sig(sig)
+        return [NewSignature(item.index, item.script_pubkey[2:], sig, item.script_type)], ""
+
+    def segwit_v0(self, item) -> tuple[list[NewSignature], str]:
+        """ECDSA partial signatures (SIGHASH_ALL) by each of the seed's keys in the input's script."""
+        from embit.util import secp256k1
+
+        i, (change, index) = item.index, item.path
+        view, scope = self.signed.input(i), self.signed.inputs[i]
+        if item.script_type == S.P2WSH:
+            script_code = self.wallet.witness_script(change, index)
+            if view.witness_script is None:
+                scope.set(PSBT_IN_WITNESS_SCRIPT, b"", script_code)
+        else:
+            program = item.script_pubkey[2:]
+            if item.script_type == S.P2SH_P2WPKH:
+                redeem = self.wallet.redeem_script(change, index)
+                program = redeem[2:]
+                if view.redeem_script is None:
+                    scope.set(PSBT_IN_REDEEM_SCRIPT, b"", redeem)
+            script_code = b"\x76\xa9\x14" + program + b"\x88\xac"
+        digest = self.segwit_v0_digests.digest(i, script_code, item.amount_sat, SIGHASH_ALL)
+        have, made = view.partial_sigs, []
+        for n, signer in self.signers.items():
+            pubkey = self.wallet.keys[n].pubkey_at(change, index)
+            if pubkey in have:
+                continue
+            der = secp256k1.ecdsa_signature_serialize_der(secp256k1.ecdsa_sign(digest, signer.secret_at(change, index)))
+            sig = der + bytes([SIGHASH_ALL])
+            view.add_partial_sig(pubkey, sig)
+            made.append(NewSignature(i, pubkey, sig, item.script_type))
+        return made, "already signed by this seed's key(s)"
 
 
 def _taproot_output_secret(secret: bytes, internal_pubkey: bytes) -> bytes:
