@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from coldsign.cli import psbt, regtest, wallet
+from coldsign.cli import psbt, qr, regtest, wallet
 from coldsign.cli.app import app
 
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(psbt.app, name="psbt")
 app.add_typer(regtest.app, name="regtest")
+app.add_typer(qr.app, name="qr")
 
 
 def main() -> int:

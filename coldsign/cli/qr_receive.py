@@ -1,0 +1,3 @@
+"""`coldsign qr` commands registered on coldsign.cli.qr.app."""
+
+from __future__ import annotations
