@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,10 @@ class ColdsignGroup(TyperGroup):
                 where = f"output {item['output']}: " if item.get("output") is not None else where
                 typer.echo(f"  - [{item.get('code')}] {where}{item.get('message')}", err=True)
             raise typer.Exit(int(err.exit_status)) from None
+        except BrokenPipeError:  # e.g. `coldsign ... --help | head`: the reader left; not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None

@@ -1,3 +1,207 @@
-"""`coldsign qr` commands registered on coldsign.cli.qr.app."""
+"""`coldsign qr decode` and `coldsign qr scan`: animated QR in, one file out.
+
+Both commands run the same path: a frame source (coldsign.qr.scan), a QR decoder
+(coldsign.qr.decoders), the transport's Assembler, a progress display on stderr, and an
+atomic write of the message once, and only once, it is complete. Registered on
+coldsign.cli.qr.app.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.qr import app
+from coldsign.errors import UsageProblem
+
+
+class DecoderName(str, Enum):
+    zxing = "zxing"
+    zbar = "zbar"
+
+
+OutOpt = Annotated[Path, typer.Option("--out", help="where to write the received file (a PSBT is written "
+                                      "as binary)")]
+DecoderOpt = Annotated[DecoderName, typer.Option("--decoder", help="QR decoder: zxing (zxing-cpp, fast) or "
+                                                 "zbar (the system libzbar)")]
+ResolutionOpt = Annotated[Optional[str], typer.Option("--resolution", help="camera resolution WIDTHxHEIGHT, "
+                                                      "e.g. 1280x720")]
+PreviewOpt = Annotated[bool, typer.Option("--preview", help="show the camera's view with the progress in a "
+                                          "window (q or Esc stops)")]
+
+
+@app.command("decode")
+def decode(
+    ctx: typer.Context,
+    out: OutOpt,
+    images: Annotated[Optional[str], typer.Option("--images", help="image files, a glob read in name order "
+                                                  "(quote it: 'frames/*.png')")] = None,
+    video: Annotated[Optional[Path], typer.Option("--video", help="a video file (AVI, MP4, MKV)")] = None,
+    text: Annotated[Optional[Path], typer.Option("--text", help="a text file, one QR payload a line "
+                                                 "(frames.txt)")] = None,
+    camera: Annotated[Optional[int], typer.Option("--camera", help="camera number (0 = the first)")] = None,
+    resolution: ResolutionOpt = None,
+    preview: PreviewOpt = False,
+    decoder: DecoderOpt = DecoderName.zxing,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Read an animated QR (UR, BBQr, Specter) or a one-frame PSBT/transaction QR; write the file it carries.
+
+    Sources: --images GLOB, --video FILE, --text FILE (one payload a line) or --camera N.
+
+    Stops at the frame that completes the message. Any order, repeats and unrelated QR codes are fine.
+
+    A frame of a different transmission is refused (exit 3) and nothing is written.
+
+    Example: coldsign qr decode --video signed.avi --out signed.psbt --json
+    """
+    from coldsign.qr import scan as frames
+
+    settings = settings_of(ctx, json_flag)
+    chosen = [name for name, value in (("--images", images), ("--video", video), ("--text", text),
+                                        ("--camera", camera)) if value is not None]
+    if len(chosen) != 1:
+        raise UsageProblem("give exactly one of --images, --video, --text or --camera"
+                           + (f" (got {', '.join(chosen)})" if chosen else ""),
+                           hint="e.g. coldsign qr decode --video signed.avi --out signed.psbt")
+    if resolution and camera is None:
+        raise UsageProblem("--resolution goes with --camera")
+    if preview and camera is None and video is None:
+        raise UsageProblem("--preview goes with --camera or --video")
+    if images is not None:
+        source: Any = frames.ImageFiles(images)
+    elif video is not None:
+        source = frames.VideoFile(video)
+    elif text is not None:
+        source = frames.TextLines(text)
+    else:
+        source = frames.Camera(camera, resolution=frames.parse_resolution(resolution) if resolution else None)
+    receive_to_file(settings, source, out, decoder=decoder.value, preview=preview)
+
+
+@app.command("scan")
+def scan(
+    ctx: typer.Context,
+    out: OutOpt,
+    camera: Annotated[int, typer.Option("--camera", help="camera number (0 = the first)")] = 0,
+    resolution: ResolutionOpt = None,
+    preview: PreviewOpt = False,
+    decoder: DecoderOpt = DecoderName.zxing,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Scan an animated QR with the camera and write the file it carries (`qr decode --camera`).
+
+    Hold the camera on the other screen until the bar reaches 100%; joining at any point is fine.
+
+    No camera: exit 7.
+
+    Example: coldsign qr scan --preview --resolution 1280x720 --out withdrawal.psbt
+    """
+    from coldsign.qr import scan as frames
+
+    settings = settings_of(ctx, json_flag)
+    size = frames.parse_resolution(resolution) if resolution else None
+    receive_to_file(settings, frames.Camera(camera, resolution=size), out, decoder=decoder.value,
+                    preview=preview)
+
+
+def receive_to_file(settings: Settings, source: Any, out: Path, *, decoder: str, preview: bool) -> None:
+    """Read `source` to a complete message, write it atomically to `out`, report it."""
+    from coldsign.qr.decoders import make_decoder
+    from coldsign.qr.scan import PreviewWindow, receive
+    from coldsign.qr.transport import Assembler
+    from coldsign.store import atomic_write
+
+    if out.is_dir():
+        raise UsageProblem(f"--out {out} is a folder", hint="give a file name, e.g. --out signed.psbt")
+    reader = make_decoder(decoder) if source.yields_images else None
+    display = ProgressDisplay(source.description)
+    window = PreviewWindow() if preview else None
+
+    def on_frame(frame, progress, frames_seen) -> None:
+        display.update(progress, frames_seen)
+        if window is not None:
+            window.show(frame, progress, frames_seen)
+
+    with display:
+        if window is not None:
+            with window:
+                receipt = receive(source, Assembler(), reader, on_frame=on_frame)
+        else:
+            receipt = receive(source, Assembler(), reader, on_frame=on_frame)
+        display.done(receipt)
+    message = receipt.message
+    atomic_write(out, message.data)
+    doc = {"format": message.format, "type": message.type, "frames_seen": receipt.frames_seen,
+           "bytes": len(message.data), "sha256": hashlib.sha256(message.data).hexdigest(), "out": str(out),
+           "frames_useful": receipt.frames_useful, "seconds": round(receipt.seconds, 3)}
+
+    def render() -> None:
+        typer.echo(f"Received a {message.type} ({message.format}) of {len(message.data)} bytes from "
+                   f"{receipt.frames_seen} frame(s) in {receipt.seconds:.1f} s")
+        typer.echo(f"  wrote {out}  sha256 {doc['sha256']}")
+
+    emit(settings, doc, render)
+
+
+class ProgressDisplay:
+    """Progress on stderr: a Rich bar (percent, frames seen/useful, elapsed) on a terminal, else a
+    plain line at each tenth of the way and when the format is recognised."""
+
+    STEP = 0.1
+
+    def __init__(self, what: str, *, stream: Any = None):
+        self.what = what
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = time.monotonic()
+        self._last_step = -1
+        self._format: str | None = None
+
+    def __enter__(self) -> "ProgressDisplay":
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TextColumn("frames {task.fields[seen]} · useful {task.fields[useful]}"),
+                                 TimeElapsedColumn(), console=Console(file=self.stream), transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(f"scanning {self.what}", total=1.0, seen=0, useful=0)
+        return self
+
+    def update(self, progress: Any, frames_seen: int) -> None:
+        fraction = progress.fraction if progress is not None else 0.0
+        useful = progress.frames_useful if progress is not None else 0
+        fmt = progress.format if progress is not None else None
+        if self._bar is not None:
+            label = f"{fmt} from {self.what}" if fmt else f"scanning {self.what}"
+            self._bar.update(self._task, completed=fraction, seen=frames_seen, useful=useful, description=label)
+            return
+        step = int(fraction / self.STEP + 1e-9)
+        if fmt != self._format or step > self._last_step:
+            self._format, self._last_step = fmt, step
+            if fmt is not None:
+                self._line(f"{fmt} {fraction:.0%}: {frames_seen} frame(s) seen, {useful} useful")
+
+    def done(self, receipt: Any) -> None:
+        if self._bar is None and self._last_step < int(1 / self.STEP):
+            self._line(f"{receipt.message.format} 100%: {receipt.frames_seen} frame(s) seen, "
+                       f"{receipt.frames_useful} useful")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"qr: {text} ({time.monotonic() - self._started:.1f} s)\n")
+        self.stream.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,3 +1,338 @@
-"""`coldsign qr` commands registered on coldsign.cli.qr.app."""
+"""`coldsign qr encode` and `coldsign qr show`: one file out as animated QR codes.
+
+Both read the file once (a PSBT in binary, base64 or hex; or, with `--type`, a transaction or raw
+bytes), split it with the transport (`coldsign.qr.transport.encode`: UR or BBQr payloads and the
+one QR version they all fit), and draw every frame at that version (`coldsign.qr.render`).
+`encode` writes the frames to files (ARCHITECTURE §4); `show` animates them in the terminal or
+in a window (`coldsign.qr.display`). Registered on coldsign.cli.qr.app.
+"""
 
 from __future__ import annotations
+
+import binascii
+import hashlib
+import io
+import itertools
+import re
+import tempfile
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.qr import app
+from coldsign.errors import BadInput, EnvironmentProblem, TransactionDecodeError, UsageProblem
+from coldsign.limits import LIMITS
+
+# NOTE: the largest message a receiver's Assembler accepts by default (transport.Assembler
+# max_bytes): sending more would only produce frames nobody can assemble. A candidate for limits.py.
+QR_MESSAGE_MAX_BYTES = 4_000_000
+FRAME_FILE = re.compile(r"^frame-\d{4,}\.png$")
+
+
+class QRFormat(str, Enum):
+    ur = "ur"
+    bbqr = "bbqr"
+
+
+class Density(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    max = "max"
+
+
+class Kind(str, Enum):
+    psbt = "psbt"
+    transaction = "transaction"
+    bytes = "bytes"
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+FileArg = Annotated[Path, typer.Argument(help="the file to send: a PSBT (binary, base64 or hex), or what "
+                                         "--type says")]
+TypeOpt = Annotated[Kind, typer.Option("--type", help="what FILE holds: psbt (default), transaction (binary "
+                                       "or hex) or bytes (sent as they are)")]
+MaxFragmentOpt = Annotated[Optional[int], typer.Option("--max-fragment", min=10, help="frame size: bytes of "
+                           "a UR fragment, characters of a BBQr part (instead of --density)")]
+DensityOpt = Annotated[Optional[Density], typer.Option("--density", help="QR size: low (version 12, small "
+                       "screens like SeedSigner), medium (20), high (30), max (40, laptop to laptop)")]
+
+
+def read_message(path: Path, kind: Kind) -> bytes:
+    """The bytes to send, read once and bounded: a PSBT's binary serialization (byte for byte what
+    was given, whatever its text encoding), a transaction's network serialization, or the file."""
+    from coldsign.store import read_limited
+
+    if kind is Kind.psbt:
+        from coldsign.cli.psbt import read_psbt
+
+        psbt, _raw, _binary = read_psbt(path)
+        data = psbt.serialize()
+    elif kind is Kind.transaction:
+        from coldsign.psbt.fields import FieldProblem, parse_transaction
+
+        raw = read_limited(path, 2 * LIMITS.transaction_max_bytes + 4096, what="transaction file")
+        text = raw.translate(None, b" \t\r\n")
+        data = raw
+        if text and all(c in b"0123456789abcdefABCDEF" for c in text):
+            try:
+                data = binascii.unhexlify(text)
+            except binascii.Error as err:
+                raise TransactionDecodeError("odd-length hex", where=str(path)) from err
+        if len(data) > LIMITS.transaction_max_bytes:
+            raise TransactionDecodeError(f"transaction is over {LIMITS.transaction_max_bytes} bytes", where=str(path))
+        try:
+            parse_transaction(data, allow_witness=True, max_count=100_000)
+        except (FieldProblem, ValueError) as err:
+            raise TransactionDecodeError(f"not a transaction: {err}", where=str(path),
+                                         hint="give a raw transaction in binary or hex, or use --type bytes") from err
+    else:
+        data = read_limited(path, QR_MESSAGE_MAX_BYTES, what="file")
+    if not data:
+        raise BadInput("the file is empty", where=str(path))
+    if len(data) > QR_MESSAGE_MAX_BYTES:
+        raise BadInput(f"{len(data)} bytes is more than a receiver accepts ({QR_MESSAGE_MAX_BYTES})", where=str(path))
+    return data
+
+
+def transmission_of(data: bytes, fmt: QRFormat, kind: Kind, max_fragment: int | None, density: str | None):
+    """The transport's frames for `data` (its errors are already ColdsignErrors)."""
+    from coldsign.qr.transport import encode
+
+    return encode(data, format=fmt.value, type=kind.value, max_fragment=max_fragment, density=density)
+
+
+def describe(transmission) -> str:
+    name = {"ur": "UR", "bbqr": "BBQr"}[transmission.format]
+    return f"{name} {transmission.type}, {len(transmission.payloads)} part(s), QR version {transmission.qr_version}"
+
+
+# --- coldsign qr encode ------------------------------------------------------------------------
+
+@app.command("encode")
+def encode(
+    ctx: typer.Context,
+    file: FileArg,
+    frames_dir: Annotated[Path, typer.Option("--frames-dir", help="folder for frame-0001.png … and frames.txt "
+                                             "(one payload a line)")],
+    fmt: Annotated[QRFormat, typer.Option("--format", help="ur (Sparrow, SeedSigner, Keystone, Passport, "
+                                          "Jade) or bbqr (Coldcard Q)")],
+    kind: TypeOpt = Kind.psbt,
+    max_fragment: MaxFragmentOpt = None,
+    density: DensityOpt = None,
+    extra: Annotated[int, typer.Option("--extra", min=0, max=100_000, help="UR only: fountain parts to add "
+                                       "after the pure parts (for a receiver that misses frames; none when "
+                                       "the message fits one frame)")] = 0,
+    gif: Annotated[Optional[Path], typer.Option("--gif", help="also write an animated GIF")] = None,
+    mp4: Annotated[Optional[Path], typer.Option("--mp4", help="also write an MP4 video")] = None,
+    fps: Annotated[float, typer.Option("--fps", min=0.5, max=60, help="frames per second of --gif/--mp4")] = 5.0,
+    scale: Annotated[Optional[int], typer.Option("--scale", min=1, max=64, help="pixels per QR module "
+                                                 "(default: frames about 960 pixels wide)")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace frames already in --frames-dir")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Write a file's animated QR frames as PNG images and a text file of payloads (and a GIF or MP4).
+
+    UR writes the k pure parts (plus --extra fountain parts); BBQr writes every part. All frames
+    share one QR version, so they have the same size. frames.txt is written last: when it exists,
+    the frames are complete.
+
+    Example: coldsign qr encode withdrawal.psbt --format ur --density high --frames-dir out/ --gif out/w.gif --json
+    """
+    from coldsign.qr.render import FrameRenderer, scale_for
+
+    settings = settings_of(ctx, json_flag)
+    if fmt is QRFormat.bbqr and extra:
+        raise UsageProblem("--extra adds UR fountain parts; BBQr has none", hint="drop --extra or use --format ur")
+    stale = _check_frames_dir(frames_dir, overwrite)
+    data = read_message(file, kind)
+    transmission = transmission_of(data, fmt, kind, max_fragment, density.value if density else None)
+    count = len(transmission.payloads) + (extra if fmt is QRFormat.ur and len(transmission.payloads) > 1 else 0)
+    payloads = list(itertools.islice(transmission.frames(), count))
+    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
+    frames = [renderer.frame(p, i) for i, p in enumerate(payloads)]
+    pixels = scale or scale_for(frames[0].side)
+    doc = {"format": transmission.format, "type": transmission.type, "frames": len(frames),
+           "qr_version": transmission.qr_version, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+           "frames_dir": str(frames_dir)}
+    try:
+        _write_frames(frames_dir, frames, pixels, stale)
+        if gif is not None:
+            _write_gif(gif, frames, pixels, fps)
+            doc["gif"] = str(gif)
+        if mp4 is not None:
+            _write_mp4(mp4, frames, pixels, fps)
+            doc["mp4"] = str(mp4)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}",
+                                 where=str(err.filename or frames_dir),
+                                 hint="check that the folder exists and is writable, and that the disk has room") from err
+
+    def human() -> None:
+        typer.echo(f"{describe(transmission)}: wrote {len(frames)} frame(s) of {len(data)} bytes to {frames_dir}/"
+                   + "".join(f", {p}" for p in (gif, mp4) if p is not None))
+
+    emit(settings, doc, human)
+
+
+def _check_frames_dir(folder: Path, overwrite: bool) -> list[Path]:
+    """Frames of an earlier run in `folder`: refused unless --overwrite, else returned to delete."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageProblem(f"--frames-dir {folder} is a file", hint="give a folder")
+    if not folder.is_dir():
+        return []
+    old = sorted(p for p in folder.iterdir() if FRAME_FILE.match(p.name) or p.name == "frames.txt")
+    if old and not overwrite:
+        raise UsageProblem(f"{folder} already holds frames ({len(old)} file(s): {old[0].name} …)",
+                           hint="choose an empty folder, or pass --overwrite to replace them")
+    return old
+
+
+def _write_frames(folder: Path, frames, scale: int, stale: list[Path]) -> None:
+    """frame-0001.png … then frames.txt last; frames of an earlier run are removed first, so the
+    folder never pairs an old frames.txt with new images."""
+    from coldsign.store import atomic_write
+
+    for path in stale:
+        path.unlink()
+    width = max(4, len(str(len(frames))))
+    for frame in frames:
+        buffer = io.BytesIO()
+        frame.to_image(scale).convert("1").save(buffer, format="PNG", optimize=True)
+        atomic_write(folder / f"frame-{frame.index + 1:0{width}d}.png", buffer.getvalue())
+    atomic_write(folder / "frames.txt", "".join(f"{frame.payload}\n" for frame in frames))
+
+
+def _write_gif(path: Path, frames, scale: int, fps: float) -> None:
+    from coldsign.store import atomic_write
+
+    images = [frame.to_image(scale) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(20, round(1000 / fps)), optimize=False, disposal=1)
+    atomic_write(path, buffer.getvalue())
+
+
+def _write_mp4(path: Path, frames, scale: int, fps: float) -> None:
+    """MPEG-4 part 2 ('mp4v', in every OpenCV build), grey frames of an even size (codecs ask for it)."""
+    import cv2
+    import numpy as np
+
+    from coldsign.store import atomic_write
+
+    side = frames[0].side * scale
+    even = side + side % 2
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".qr-video.") as tmp:
+        temp = Path(tmp) / "video.mp4"
+        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (even, even), isColor=False)
+        if not writer.isOpened():
+            raise EnvironmentProblem("this OpenCV build cannot write MP4 video", where=str(path),
+                                     hint="use --gif, or install opencv-python with FFMPEG")
+        try:
+            for frame in frames:
+                image = np.full((even, even), 255, dtype=np.uint8)
+                image[:side, :side] = frame.to_array(scale)
+                writer.write(image)
+        finally:
+            writer.release()
+        atomic_write(path, temp.read_bytes())
+
+
+# --- coldsign qr show --------------------------------------------------------------------------
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    file: FileArg,
+    fmt: Annotated[QRFormat, typer.Option("--format", help="ur (default) or bbqr")] = QRFormat.ur,
+    kind: TypeOpt = Kind.psbt,
+    max_fragment: MaxFragmentOpt = None,
+    density: DensityOpt = None,
+    fps: Annotated[float, typer.Option("--fps", min=1, max=60, help="frames per second (+/- change it)")] = 8.0,
+    window: Annotated[bool, typer.Option("--window", help="show in an OpenCV window instead of the "
+                                         "terminal")] = False,
+    fullscreen: Annotated[bool, typer.Option("--fullscreen", help="with --window: full screen")] = False,
+    seconds: Annotated[Optional[float], typer.Option("--seconds", min=0, help="stop after this many "
+                                                     "seconds")] = None,
+    cycles: Annotated[Optional[int], typer.Option("--cycles", min=1, help="stop after this many cycles of "
+                                                  "the frames (UR: k frames each)")] = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Animate a file as QR codes for another device's camera, in the terminal or a window.
+
+    UR shows the k pure parts first, then fountain parts forever (a receiver may join at any
+    time); BBQr cycles its parts. Keys: +/- faster/slower, d/s denser/sparser, space pause,
+    q or Esc quit. In the terminal the code is drawn with half blocks at the densest size that
+    fits (exit 7 names the size needed when none does).
+
+    Example: coldsign qr show withdrawal.psbt --format bbqr --window --fullscreen --fps 10
+    """
+    from coldsign.qr import display as D
+    from coldsign.qr.render import LIVE_MASK, FrameRenderer, prefetch
+
+    settings = settings_of(ctx, json_flag)
+    if fullscreen and not window:
+        raise UsageProblem("--fullscreen goes with --window")
+    if max_fragment is not None and density is not None:
+        raise UsageProblem("give --max-fragment or --density, not both")
+    data = read_message(file, kind)
+    chosen = density.value if density else None
+
+    if window:
+        sink = D.WindowSink(fullscreen=fullscreen)
+        densities = list(D.DENSITIES)
+        if chosen is None and max_fragment is None:
+            chosen = "medium"
+    else:
+        from rich.console import Console
+
+        sink = D.TerminalSink(Console(stderr=settings.json, highlight=False))
+        densities, chosen = _terminal_densities(sink, data, fmt, kind, max_fragment, chosen)
+
+    shown: dict[str, object] = {}
+
+    def stream_for(name: str | None) -> D.FrameStream:
+        transmission = transmission_of(data, fmt, kind, max_fragment, name)
+        shown["transmission"] = transmission
+        # A BBQr cycle (and the pure parts of UR) stays cached: each frame is drawn once.
+        renderer = FrameRenderer(transmission.qr_version, mask=LIVE_MASK,
+                                 cache_frames=len(transmission.payloads) + 16)
+        frames = prefetch(renderer.frames(transmission.frames()), ahead=8)
+        return D.FrameStream(frames, len(transmission.payloads), describe(transmission), transmission.qr_version,
+                             frames.close)
+
+    report = D.animate(stream_for, sink, fps=fps, density=chosen, seconds=seconds, cycles=cycles,
+                       densities=densities)
+    last = shown["transmission"]
+    doc = {"format": last.format, "type": last.type, "qr_version": last.qr_version,
+           "cycle_frames": len(last.payloads), "frames_shown": report.frames_shown, "density": report.density,
+           "fps": round(report.fps, 2), "seconds": round(report.seconds, 3), "stopped_by": report.stopped_by,
+           "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    emit(settings, doc, lambda: typer.echo(f"showed {report.frames_shown} frame(s) of {describe(last)} "
+                                           f"in {report.seconds:.1f} s", err=True))
+
+
+def _terminal_densities(sink, data: bytes, fmt: QRFormat, kind: Kind, max_fragment: int | None,
+                        chosen: str | None) -> tuple[list[str], str | None]:
+    """The densities whose codes fit the terminal, and the one to start with (the densest that
+    fits unless one was asked). A code that cannot fit is refused before anything is drawn."""
+    from coldsign.qr import display as D
+
+    if max_fragment is not None:
+        version = transmission_of(data, fmt, kind, max_fragment, None).qr_version
+        if not sink.fits(version):
+            sink.open(version)                                      # raises: says the size it needs
+        return [], None
+    versions = {name: transmission_of(data, fmt, kind, None, name).qr_version for name in D.DENSITIES}
+    fitting = [name for name in D.DENSITIES if sink.fits(versions[name])]
+    if chosen is not None and chosen not in fitting:
+        sink.open(versions[chosen])                                 # raises: says the size it needs
+    if not fitting:
+        sink.open(versions["low"])
+    return fitting, chosen or fitting[-1]
