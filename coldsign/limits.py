@@ -25,6 +25,14 @@ class Limits:
     multisig_max_keys: int = 15
     mnemonic_file_max_bytes: int = 4_096
     wallet_file_max_bytes: int = 1_000_000
+    # QR transport: the largest message a receiver assembles (also what a sender agrees to send),
+    # UR fragments of one message, frames read before giving up, and the scanned media.
+    qr_message_max_bytes: int = 4_000_000
+    qr_max_fragments: int = 10_000
+    qr_max_frames: int = 100_000
+    qr_text_line_max_chars: int = 6_000_000
+    qr_image_file_max_bytes: int = 64 * 1024 * 1024
+    qr_frame_max_pixels: int = 7680 * 4320
     # How far above the highest index used by the PSBT's inputs a change index may claim to be.
     change_index_max_gap: int = 1_000
 

@@ -28,7 +28,7 @@ from coldsign.limits import LIMITS
 
 # NOTE: the largest message a receiver's Assembler accepts by default (transport.Assembler
 # max_bytes): sending more would only produce frames nobody can assemble. A candidate for limits.py.
-QR_MESSAGE_MAX_BYTES = 4_000_000
+QR_MESSAGE_MAX_BYTES = LIMITS.qr_message_max_bytes
 FRAME_FILE = re.compile(r"^frame-\d{4,}\.png$")
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from coldsign.errors import BadInput, UsageProblem
+from coldsign.limits import LIMITS
 from coldsign.qr.errors import NotThisFormat, QRDecodeError
 
 PREFIX = "B$"
@@ -41,7 +42,7 @@ ZLIB_WBITS = -10                # raw deflate, 1 KiB window: fixed by the spec
 ZLIB_LEVEL = 9
 # NOTE: a Z message inflates at most ~1000x: 3.5 MB of parts could claim gigabytes. The
 # decoder stops at this many output bytes (4 MB, far above any PSBT moved by QR).
-MAX_DECODED_BYTES = 4_000_000
+MAX_DECODED_BYTES = LIMITS.qr_message_max_bytes
 
 # Alphanumeric-mode capacity in characters of QR versions 1..40 at error correction level L
 # (ISO/IEC 18004:2015, table 7). tests/unit/test_bbqr.py re-derives it from the number of

@@ -25,14 +25,15 @@ from functools import lru_cache
 from typing import Callable, Iterator
 
 from coldsign.errors import BadInput, UsageProblem
+from coldsign.limits import LIMITS
 from coldsign.qr.bytewords import crc32
 from coldsign.qr.errors import QRDecodeError
 
 # NOTE: hard limits on what a stream of parts may announce, checked before allocating.
 # 10,000 fragments is far beyond any animated QR a person would wait for; 4 MiB is above
 # the largest PSBT worth showing as QR (coldsign.limits has no field for it yet).
-MAX_FRAGMENTS = 10_000
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_FRAGMENTS = LIMITS.qr_max_fragments
+MAX_MESSAGE_BYTES = LIMITS.qr_message_max_bytes
 DEFAULT_MIN_FRAGMENT_LEN = 10
 _U32 = 0xFFFFFFFF
 _U64 = 0xFFFFFFFFFFFFFFFF

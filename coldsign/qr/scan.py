@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol
 
 from coldsign.errors import BadInput, ColdsignError, EnvironmentProblem, ExitStatus, NotFound, UsageProblem
+from coldsign.limits import LIMITS
 from coldsign.qr.errors import QRDecodeError
 
 if TYPE_CHECKING:
@@ -39,10 +40,10 @@ if TYPE_CHECKING:
 # NOTE: hard limits on untrusted frames (coldsign.limits has no QR fields; candidates for it).
 # A line of frames.txt: a QR holds at most 4,296 alphanumeric characters, but a single-frame
 # base64 PSBT copied into a text file may be as large as the assembler's 4 MB (+ base64's third).
-MAX_LINE_CHARS = 6_000_000
+MAX_LINE_CHARS = LIMITS.qr_text_line_max_chars
 # One image file, and the pixels of any frame (8K UHD is 33 Mpx; a 1 GB bitmap is not a photo).
-MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
-MAX_FRAME_PIXELS = 7680 * 4320
+MAX_IMAGE_FILE_BYTES = LIMITS.qr_image_file_max_bytes
+MAX_FRAME_PIXELS = LIMITS.qr_frame_max_pixels
 # A webcam may fail a few reads while it warms up or re-exposes; after this many failures in a
 # row (about half a second) it is treated as gone.
 CAMERA_READ_RETRIES = 25

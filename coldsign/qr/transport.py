@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from coldsign.errors import UsageProblem
+from coldsign.limits import LIMITS
 from coldsign.qr import bbqr, textforms, ur
 from coldsign.qr.errors import NotThisFormat, QRDecodeError
 
@@ -43,7 +44,8 @@ class Message:
 class Assembler:
     """Scanned payloads in, one message out (see the module docstring)."""
 
-    def __init__(self, *, max_bytes: int = 4_000_000, max_frames: int = 100_000) -> None:
+    def __init__(self, *, max_bytes: int = LIMITS.qr_message_max_bytes,
+                 max_frames: int = LIMITS.qr_max_frames) -> None:
         self.max_bytes, self.max_frames = max_bytes, max_frames
         self.format: str | None = None
         self._decoder = None

@@ -256,7 +256,7 @@ def test_seq_len_above_limit_is_refused_before_allocating():
 def test_message_length_above_limit_is_refused_before_allocating():
     part = FountainPart(1, 1, MAX_MESSAGE_BYTES + 1, 0x12345678, b"\x00")
     error = _raises(encode_part_string(part, "bytes"))
-    assert error.message == "message length 4194305 is not in 1..4194304 bytes"
+    assert error.message == "message length 4000001 is not in 1..4000000 bytes"
 
 
 def test_fragment_length_inconsistent_with_lengths_is_refused():
