@@ -115,7 +115,8 @@ def scan(
 def receive_to_file(settings: Settings, source: Any, out: Path, *, decoder: str, preview: bool) -> None:
     """Read `source` to a complete message, write it atomically to `out`, report it."""
     from coldsign.qr.decoders import make_decoder
-    from coldsign.qr.scan import PreviewWindow, receive
+    from coldsign.qr.preview import PreviewWindow
+    from coldsign.qr.scan import receive
     from coldsign.qr.transport import Assembler
     from coldsign.store import atomic_write
 

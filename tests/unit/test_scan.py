@@ -15,7 +15,7 @@ import pytest
 
 import camera as C
 from coldsign.errors import BadInput, EnvironmentProblem, ExitStatus, NotFound, UsageProblem
-from coldsign.qr import scan
+from coldsign.qr import preview, scan
 from coldsign.qr.decoders import ZBAR_INSTALL_HINT, grayscale, make_decoder
 from coldsign.qr.errors import QRDecodeError
 from coldsign.qr.transport import Assembler, encode
@@ -317,12 +317,12 @@ def test_preview_without_a_display_is_exit_7_not_a_qt_abort(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     with pytest.raises(EnvironmentProblem) as err:
-        with scan.PreviewWindow():
+        with preview.PreviewWindow():
             pass
     assert err.value.message == "no display to open a window on (DISPLAY is not set)"
     monkeypatch.setenv("QT_QPA_PLATFORM", "nosuchplugin")
     with pytest.raises(EnvironmentProblem) as err:
-        with scan.PreviewWindow():
+        with preview.PreviewWindow():
             pass
     assert "QT_QPA_PLATFORM=nosuchplugin is not available in this OpenCV build" in err.value.message
 
@@ -331,7 +331,7 @@ def test_progress_overlay_draws_the_bar_in_proportion(rng):
     from coldsign.qr.transport import Progress
 
     image = np.zeros((720, 1280, 3), np.uint8)
-    scan.draw_progress(image, Progress("ur", 0.5, 10, 7, False), 10)
+    preview.draw_progress(image, Progress("ur", 0.5, 10, 7, False), 10)
     bottom = image[-2]
     assert tuple(bottom[100]) == (60, 200, 60) and tuple(bottom[1200]) == (40, 40, 40)
     assert tuple(bottom[638]) == (60, 200, 60) and tuple(bottom[642]) == (40, 40, 40)
