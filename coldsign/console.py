@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import time
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -100,3 +104,58 @@ def render_address(doc: dict, policy: str, console: Console = _out) -> None:
     for key in doc["keys"]:
         table.add_row(key["fingerprint"], key["path"], key["pubkey"])
     console.print(table)
+
+
+class ScanProgress:
+    """Progress on stderr: a Rich bar (percent, frames seen/useful, elapsed) on a terminal, else a
+    plain line at each tenth of the way and when the format is recognised."""
+
+    STEP = 0.1
+
+    def __init__(self, what: str, *, stream: Any = None):
+        self.what = what
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = time.monotonic()
+        self._last_step = -1
+        self._format: str | None = None
+
+    def __enter__(self) -> "ScanProgress":
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(),
+                                 TextColumn("frames {task.fields[seen]} · useful {task.fields[useful]}"),
+                                 TimeElapsedColumn(), console=Console(file=self.stream), transient=False)
+            self._bar.__enter__()
+            self._task = self._bar.add_task(f"scanning {self.what}", total=1.0, seen=0, useful=0)
+        return self
+
+    def update(self, progress: Any, frames_seen: int) -> None:
+        fraction = progress.fraction if progress is not None else 0.0
+        useful = progress.frames_useful if progress is not None else 0
+        fmt = progress.format if progress is not None else None
+        if self._bar is not None:
+            label = f"{fmt} from {self.what}" if fmt else f"scanning {self.what}"
+            self._bar.update(self._task, completed=fraction, seen=frames_seen, useful=useful, description=label)
+            return
+        step = int(fraction / self.STEP + 1e-9)
+        if fmt != self._format or step > self._last_step:
+            self._format, self._last_step = fmt, step
+            if fmt is not None:
+                self._line(f"{fmt} {fraction:.0%}: {frames_seen} frame(s) seen, {useful} useful")
+
+    def done(self, receipt: Any) -> None:
+        if self._bar is None and self._last_step < int(1 / self.STEP):
+            self._line(f"{receipt.message.format} 100%: {receipt.frames_seen} frame(s) seen, "
+                       f"{receipt.frames_useful} useful")
+
+    def _line(self, text: str) -> None:
+        self.stream.write(f"qr: {text} ({time.monotonic() - self._started:.1f} s)\n")
+        self.stream.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

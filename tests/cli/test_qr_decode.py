@@ -188,7 +188,7 @@ def test_help_has_examples():
 def test_progress_on_a_terminal_is_a_rich_bar():
     import io
 
-    from coldsign.cli.qr_receive import ProgressDisplay
+    from coldsign.console import ScanProgress
     from coldsign.qr.scan import MemoryFrames, receive
     from coldsign.qr.transport import Assembler
 
@@ -198,7 +198,7 @@ def test_progress_on_a_terminal_is_a_rich_bar():
 
     sent = encode(_bytes(2000, seed=9), format="ur", type="bytes", density="low")
     screen = Terminal()
-    with ProgressDisplay("frames.txt", stream=screen) as display:
+    with ScanProgress("frames.txt", stream=screen) as display:
         receipt = receive(MemoryFrames(sent.payloads), Assembler(),
                           on_frame=lambda f, p, n: display.update(p, n))
         display.done(receipt)
