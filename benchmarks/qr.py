@@ -7,7 +7,7 @@ receiver needs to decode a fountain stream, goodput and transfer times at 10 fps
    frames (tests/camera.py: warp, blur, noise) at two distances.
 2. Frames from joining a part stream at a random point until decoded, k = 10/100/500 fragments,
    0/10/30% of frames lost: the Gaussian decoder beside the reference's peeling decoder
-   (fountain.simulate_join, the same frames for both).
+   (fountain_compare.simulate_join, the same frames for both).
 3. Real transport.encode frames fed to transport.Assembler, joining at a random point, losing
    frames at random: goodput at 10 fps for each density, and seconds to move 10 KB and 270 KB at
    density max. UR completes with the Gaussian decoder; BBQr cycles and needs every part.
@@ -36,7 +36,7 @@ from coldsign.errors import EnvironmentProblem  # noqa: E402
 from coldsign.qr import bytewords, transport  # noqa: E402
 from coldsign.qr.bbqr import alnum_capacity  # noqa: E402
 from coldsign.qr.decoders import make_decoder  # noqa: E402
-from coldsign.qr.fountain import simulate_join  # noqa: E402
+from coldsign.qr.fountain_compare import simulate_join  # noqa: E402
 from coldsign.qr.render import LIVE_MASK, render_modules, side_modules, to_array  # noqa: E402
 
 VERSIONS = (10, 20, 30, 40)
@@ -186,7 +186,7 @@ def received_before(seed: int, fragments: int, loss: float, frames: int, fragmen
 
 def section_join(budget: Budget, seed: int) -> dict:
     print("\n2. Frames from joining at a random part (1..2k) until decoded; each frame lost with the")
-    print("   given probability; both decoders see the same frames (fountain.simulate_join). shown =")
+    print("   given probability; both decoders see the same frames (fountain_compare.simulate_join). shown =")
     print("   frames on the sender's screen since joining (time = shown / fps); recv/k = frames that")
     print("   arrived, per fragment (1.00 would be perfect). mean (p95) over seeded trials.")
     if budget.peel_trials_500 == 0:

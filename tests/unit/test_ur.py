@@ -22,8 +22,8 @@ from coldsign.qr import bytewords
 from coldsign.qr.errors import NotThisFormat, QRDecodeError
 from coldsign.qr.fountain import (
     MAX_FRAGMENTS, MAX_MESSAGE_BYTES, FountainDecoder, FountainEncoder, FountainPart,
-    PeelingDecoder, simulate_join,
 )
+from coldsign.qr.fountain_compare import PeelingDecoder, simulate_join
 from coldsign.qr.ur import (
     MAX_UR_CHARS, URDecoder, UREncoder, cbor_bytes, cbor_uint, decode_part, decode_single,
     encode_part, encode_part_string, encode_single, unwrap_message,
