@@ -12,6 +12,7 @@ so the user reads e.g. "input 2: PSBT_IN_WITNESS_UTXO value is truncated". Nothi
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -253,8 +254,7 @@ def key_path(value: bytes) -> tuple[bytes, tuple[int, ...]]:
     if len(value) < 4 or len(value) % 4:
         raise FieldProblem("value must be a 4-byte fingerprint followed by 4-byte path elements, "
                            f"got {len(value)} bytes")
-    path = tuple(int.from_bytes(value[i:i + 4], "little") for i in range(4, len(value), 4))
-    return value[:4], path
+    return value[:4], struct.unpack(f"<{len(value) // 4 - 1}I", value[4:])
 
 
 def tap_key_path(value: bytes) -> tuple[list[bytes], bytes, tuple[int, ...]]:

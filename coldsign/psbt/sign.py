@@ -68,6 +68,7 @@ def sign(psbt, review: Review, wallet, seed) -> SignReport:
     refuse_if_needed(review)
     session = _Signing(psbt, review, wallet, account_signers(wallet, seed))
     report = SignReport(psbt=session.signed)
+    pending: dict[int, list[NewSignature]] = {}
     for item in review.inputs:
         if not item.ours:
             made, reason = [], "not an input of this wallet"
@@ -80,10 +81,13 @@ def sign(psbt, review: Review, wallet, seed) -> SignReport:
         else:
             made, reason = [], f"coldsign does not sign {item.script_type} inputs"
         if made:
-            report.signatures += made
-            report.signed.append(item.index)
+            pending[item.index] = made
         else:
             report.skipped.append((item.index, reason))
+    for index, made in session.complete_ecdsa(pending).items():
+        report.signatures += made
+        report.signed.append(index)
+    report.skipped.sort()
     if not report.signed:
         raise Refused("nothing was signed: " + "; ".join(f"input {i}: {r}" for i, r in report.skipped),
                       code="nothing-signed", details=[{"code": "skipped", "index": i, "message": r}
@@ -100,6 +104,7 @@ class _Signing:
         self.segwit_v0_digests = SegwitV0Sighash(self.tx)
         self.review, self.wallet, self.signers = review, wallet, signers
         self._taproot_prevouts = None
+        self._ecdsa_jobs: list[tuple[bytes, bytes]] = []   # (digest, secret), signed together
 
     def taproot(self, item) -> tuple[list[NewSignature], str]:
         """Key-path signature into PSBT_IN_TAP_KEY_SIG (never a final witness: that is the finalizer's)."""
@@ -126,9 +131,8 @@ class _Signing:
         return [NewSignature(item.index, item.script_pubkey[2:], sig, item.script_type)], ""
 
     def segwit_v0(self, item) -> tuple[list[NewSignature], str]:
-        """ECDSA partial signatures (SIGHASH_ALL) by each of the seed's keys in the input's script."""
-        from embit.util import secp256k1
-
+        """ECDSA partial signatures (SIGHASH_ALL) by each of the seed's keys in the input's script,
+        queued: `complete_ecdsa` signs them all at once."""
         i, (change, index) = item.index, item.path
         view, scope = self.signed.input(i), self.signed.inputs[i]
         if item.script_type == S.P2WSH:
@@ -144,16 +148,30 @@ class _Signing:
                     scope.set(PSBT_IN_REDEEM_SCRIPT, b"", redeem)
             script_code = b"\x76\xa9\x14" + program + b"\x88\xac"
         digest = self.segwit_v0_digests.digest(i, script_code, item.amount_sat, SIGHASH_ALL)
-        have, made = view.partial_sigs, []
+        have, queued = view.partial_sigs, []
         for n, signer in self.signers.items():
             pubkey = self.wallet.keys[n].pubkey_at(change, index)
-            if pubkey in have:
-                continue
-            der = secp256k1.ecdsa_signature_serialize_der(secp256k1.ecdsa_sign(digest, signer.secret_at(change, index)))
-            sig = der + bytes([SIGHASH_ALL])
-            view.add_partial_sig(pubkey, sig)
-            made.append(NewSignature(i, pubkey, sig, item.script_type))
-        return made, "already signed by this seed's key(s)"
+            if pubkey not in have:
+                self._ecdsa_jobs.append((digest, signer.secret_at(change, index)))
+                queued.append(NewSignature(i, pubkey, b"", item.script_type))   # signature below
+        return queued, "already signed by this seed's key(s)"
+
+    def complete_ecdsa(self, pending: dict[int, list[NewSignature]]) -> dict[int, list[NewSignature]]:
+        """Sign every queued ECDSA job at once (on every core) and put the signatures in place."""
+        from coldsign.keys.ecdsa import sign_der
+
+        ders = iter(sign_der(self._ecdsa_jobs))
+        self._ecdsa_jobs = []
+        done = {}
+        for index in sorted(pending):
+            made = []
+            for new in pending[index]:
+                if not new.signature:
+                    new = NewSignature(new.input, new.pubkey, next(ders) + bytes([SIGHASH_ALL]), new.kind)
+                    self.signed.input(index).add_partial_sig(new.pubkey, new.signature)
+                made.append(new)
+            done[index] = made
+        return done
 
 
 def _taproot_output_secret(secret: bytes, internal_pubkey: bytes) -> bytes:
