@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import io
 import itertools
-import re
-import tempfile
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -25,11 +22,11 @@ from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.qr import app
 from coldsign.errors import BadInput, EnvironmentProblem, TransactionDecodeError, UsageProblem
 from coldsign.limits import LIMITS
+from coldsign.qr.media import stale_frames, write_frames, write_gif, write_mp4
 
 # NOTE: the largest message a receiver's Assembler accepts by default (transport.Assembler
 # max_bytes): sending more would only produce frames nobody can assemble. A candidate for limits.py.
 QR_MESSAGE_MAX_BYTES = LIMITS.qr_message_max_bytes
-FRAME_FILE = re.compile(r"^frame-\d{4,}\.png$")
 
 
 class QRFormat(str, Enum):
@@ -148,7 +145,7 @@ def encode(
     settings = settings_of(ctx, json_flag)
     if fmt is QRFormat.bbqr and extra:
         raise UsageProblem("--extra adds UR fountain parts; BBQr has none", hint="drop --extra or use --format ur")
-    stale = _check_frames_dir(frames_dir, overwrite)
+    stale = stale_frames(frames_dir, overwrite)
     data = read_message(file, kind)
     transmission = transmission_of(data, fmt, kind, max_fragment, density.value if density else None)
     count = len(transmission.payloads) + (extra if fmt is QRFormat.ur and len(transmission.payloads) > 1 else 0)
@@ -160,12 +157,12 @@ def encode(
            "qr_version": transmission.qr_version, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
            "frames_dir": str(frames_dir)}
     try:
-        _write_frames(frames_dir, frames, pixels, stale)
+        write_frames(frames_dir, frames, pixels, stale)
         if gif is not None:
-            _write_gif(gif, frames, pixels, fps)
+            write_gif(gif, frames, pixels, fps)
             doc["gif"] = str(gif)
         if mp4 is not None:
-            _write_mp4(mp4, frames, pixels, fps)
+            write_mp4(mp4, frames, pixels, fps)
             doc["mp4"] = str(mp4)
     except OSError as err:
         raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}",
@@ -177,71 +174,6 @@ def encode(
                    + "".join(f", {p}" for p in (gif, mp4) if p is not None))
 
     emit(settings, doc, human)
-
-
-def _check_frames_dir(folder: Path, overwrite: bool) -> list[Path]:
-    """Frames of an earlier run in `folder`: refused unless --overwrite, else returned to delete."""
-    if folder.exists() and not folder.is_dir():
-        raise UsageProblem(f"--frames-dir {folder} is a file", hint="give a folder")
-    if not folder.is_dir():
-        return []
-    old = sorted(p for p in folder.iterdir() if FRAME_FILE.match(p.name) or p.name == "frames.txt")
-    if old and not overwrite:
-        raise UsageProblem(f"{folder} already holds frames ({len(old)} file(s): {old[0].name} …)",
-                           hint="choose an empty folder, or pass --overwrite to replace them")
-    return old
-
-
-def _write_frames(folder: Path, frames, scale: int, stale: list[Path]) -> None:
-    """frame-0001.png … then frames.txt last; frames of an earlier run are removed first, so the
-    folder never pairs an old frames.txt with new images."""
-    from coldsign.store import atomic_write
-
-    for path in stale:
-        path.unlink()
-    width = max(4, len(str(len(frames))))
-    for frame in frames:
-        buffer = io.BytesIO()
-        frame.to_image(scale).convert("1").save(buffer, format="PNG", optimize=True)
-        atomic_write(folder / f"frame-{frame.index + 1:0{width}d}.png", buffer.getvalue())
-    atomic_write(folder / "frames.txt", "".join(f"{frame.payload}\n" for frame in frames))
-
-
-def _write_gif(path: Path, frames, scale: int, fps: float) -> None:
-    from coldsign.store import atomic_write
-
-    images = [frame.to_image(scale) for frame in frames]
-    buffer = io.BytesIO()
-    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=max(20, round(1000 / fps)), optimize=False, disposal=1)
-    atomic_write(path, buffer.getvalue())
-
-
-def _write_mp4(path: Path, frames, scale: int, fps: float) -> None:
-    """MPEG-4 part 2 ('mp4v', in every OpenCV build), grey frames of an even size (codecs ask for it)."""
-    import cv2
-    import numpy as np
-
-    from coldsign.store import atomic_write
-
-    side = frames[0].side * scale
-    even = side + side % 2
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".qr-video.") as tmp:
-        temp = Path(tmp) / "video.mp4"
-        writer = cv2.VideoWriter(str(temp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (even, even), isColor=False)
-        if not writer.isOpened():
-            raise EnvironmentProblem("this OpenCV build cannot write MP4 video", where=str(path),
-                                     hint="use --gif, or install opencv-python with FFMPEG")
-        try:
-            for frame in frames:
-                image = np.full((even, even), 255, dtype=np.uint8)
-                image[:side, :side] = frame.to_array(scale)
-                writer.write(image)
-        finally:
-            writer.release()
-        atomic_write(path, temp.read_bytes())
 
 
 # --- coldsign qr show --------------------------------------------------------------------------
