@@ -222,14 +222,14 @@ def broadcast(
 
     Example: coldsign psbt broadcast withdrawal.tx --regtest --json
     """
-    from coldsign.chain.regtest import RegtestChain
+    from coldsign.cli.regtest import open_chain
 
     settings = settings_of(ctx, json_flag)
     if not regtest:
         raise UsageProblem("only the embedded regtest chain can broadcast in this version",
                            hint="pass --regtest (Bitcoin Core and Esplora sources arrive with the watch half)")
     tx = read_transaction(file)
-    with RegtestChain.open(settings.home / "regtest") as chain:
+    with open_chain(settings) as chain:
         result = chain.broadcast(tx)
     if not result.accepted:
         raise VerificationFailed(f"the block holding the transaction was refused: {result.reason}",

@@ -35,7 +35,8 @@ def _datadir(settings: Settings) -> Path:
     return settings.home / "regtest"
 
 
-def _open_existing(settings: Settings):
+def open_chain(settings: Settings):
+    """The home folder's regtest chain; NotFound (exit 3) with the fix when it was never initialized."""
     from coldsign.chain.regtest import RegtestChain
 
     datadir = _datadir(settings)
@@ -112,7 +113,7 @@ def mine(ctx: typer.Context,
     """
     settings = settings_of(ctx, json_flag)
     script = _address_script(to) if to is not None else None
-    with _open_existing(settings) as chain:
+    with open_chain(settings) as chain:
         results = _require_accepted(chain.mine(blocks, to_script=script))
         doc = {"height": chain.height, "tip": chain.tip_hash,
                "blocks": [{"height": r.height, "hash": r.block_hash} for r in results]}
@@ -132,7 +133,7 @@ def fund(ctx: typer.Context,
     settings = settings_of(ctx, json_flag)
     script = _address_script(address)
     amount_sat = parse_amount(amount)
-    with _open_existing(settings) as chain:
+    with open_chain(settings) as chain:
         coin = chain.fund(script, amount_sat)
     doc = {"txid": coin.txid, "vout": coin.vout, "amount_sat": coin.amount_sat,
            "address": address.strip(), "height": coin.height}
@@ -150,7 +151,7 @@ def status(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
     from coldsign.chain.address import regtest_address
 
     settings = settings_of(ctx, json_flag)
-    with _open_existing(settings) as chain:
+    with open_chain(settings) as chain:
         total, spendable = chain.miner_balance()
         doc = {"datadir": str(chain.datadir), "height": chain.height, "tip": chain.tip_hash,
                "miner_balance_sat": total, "miner_spendable_sat": spendable,

@@ -211,3 +211,13 @@ def test_every_command_has_help_with_an_example():
             if result.exit_code != 0 or "Example" not in result.output:
                 missing.append(f"{name} {cmd_name}")
     assert missing == []
+
+
+def test_broadcast_to_a_chain_never_initialized_says_how(tmp_path):
+    path = tmp_path / "tx.hex"
+    path.write_text("00")
+    result = invoke("--home", str(tmp_path / "nochain"), "psbt", "broadcast", str(path), "--regtest", "--json")
+    assert result.exit_code == 3
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == "no regtest chain here" and "regtest init" in error["hint"]
+    assert not (tmp_path / "nochain" / "regtest").exists()
