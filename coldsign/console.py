@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-_out = Console(highlight=False)
+# NOTE: markup off: descriptors print "[fingerprint/path]" origins, which Rich would otherwise take
+# for style tags and silently drop — the custodian must see every character. Styles go through Text.
+_out = Console(highlight=False, markup=False)
 
 
 def btc(sat: int | None) -> str:
@@ -68,7 +70,7 @@ def render_sign_report(report, out: str, sha: str, console: Console = _out) -> N
 
 
 def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:
-    console.print(f"[bold]{title}[/bold]  {doc['name']}  ({doc['network']})")
+    console.print(Text.assemble((title, "bold"), f"  {doc['name']}  ({doc['network']})"))
     console.print(f"policy:     {doc['policy']} ({doc['kind']})")
     console.print(f"created:    {doc['created']}")
     console.print(f"descriptor: {doc['descriptor']}", soft_wrap=True)
@@ -78,7 +80,7 @@ def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:
         table.add_row(str(i), key["fingerprint"], key["path"], key["xpub"])
     console.print(table)
     if doc.get("first_address"):
-        console.print(f"first receive address: [bold]{doc['first_address']}[/bold]")
+        console.print(Text.assemble("first receive address: ", (doc["first_address"], "bold")))
     if doc.get("seed_key"):
         console.print(f"this seed holds key {doc['seed_key']['position']} "
                       f"(fingerprint {doc['seed_key']['fingerprint']})")
@@ -98,7 +100,7 @@ def render_wallet_list(doc: dict, folder, console: Console = _out) -> None:
 def render_address(doc: dict, policy: str, console: Console = _out) -> None:
     console.print(f"{doc['wallet']} ({doc['network']}, {policy}) "
                   f"{'change' if doc['change'] else 'receive'} #{doc['index']}")
-    console.print(f"[bold]{doc['address']}[/bold]")
+    console.print(Text(doc["address"], style="bold"))
     table = Table("fingerprint", "path")
     table.add_column("pubkey", overflow="fold")
     for key in doc["keys"]:

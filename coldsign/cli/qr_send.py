@@ -224,7 +224,7 @@ def show(
     else:
         from rich.console import Console
 
-        sink = D.TerminalSink(Console(stderr=settings.json, highlight=False))
+        sink = D.TerminalSink(Console(stderr=settings.json, highlight=False, markup=False))
         densities, chosen = _terminal_densities(sink, data, fmt, kind, max_fragment, chosen)
 
     shown: dict[str, object] = {}

@@ -246,7 +246,7 @@ class TerminalSink:
     def __init__(self, console=None, keys: TerminalKeys | None = None, border: int = QUIET_ZONE):
         from rich.console import Console
 
-        self.console = console if console is not None else Console(highlight=False)
+        self.console = console if console is not None else Console(highlight=False, markup=False)
         self.keys = keys if keys is not None else TerminalKeys()
         self.border = border
         self._live = None

@@ -162,3 +162,20 @@ def test_empty_list(runner, home):
 def test_help_has_example(runner, command):
     result = runner.invoke(app, ["wallet", command, "--help"])
     assert result.exit_code == 0 and "Example: coldsign" in result.stdout
+
+
+def test_show_prints_every_key_origin_of_the_descriptor(tmp_path):
+    """Key origins look like Rich markup ("[c8e3b3d3/48h/1h/0h/2h]"); the human view must print
+    them as they are, or a custodian would compare a descriptor with keys missing their origin."""
+    import walletkit as W
+
+    home = tmp_path / "home"
+    descriptor = W.descriptor("wsh-sortedmulti")
+    registered = CliRunner().invoke(app, ["--home", str(home), "--network", "regtest", "wallet", "register",
+                                          "--name", "vault", "--descriptor", descriptor])
+    assert registered.exit_code == 0, registered.output
+    shown = CliRunner().invoke(app, ["--home", str(home), "wallet", "show", "vault"])
+    flat = "".join(shown.stdout.split())
+    for name in W.COSIGNERS:
+        origin = W.key_expression(name, "wsh-sortedmulti").split("]")[0] + "]"
+        assert origin in flat, origin
