@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from coldsign.cli import psbt, qr, regtest, wallet
+from coldsign.cli import key, psbt, qr, regtest, wallet
 from coldsign.cli.app import app
 
+app.add_typer(key.app, name="key")
 app.add_typer(wallet.app, name="wallet")
 app.add_typer(psbt.app, name="psbt")
 app.add_typer(regtest.app, name="regtest")

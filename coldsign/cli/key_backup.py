@@ -1,0 +1,3 @@
+"""`coldsign key` commands registered on coldsign.cli.key.app."""
+
+from __future__ import annotations
