@@ -1,3 +1,323 @@
-"""`coldsign key` commands registered on coldsign.cli.key.app."""
+"""`coldsign key split | combine | seedqr`: paper and picture backups of a seed.
+
+`split` cuts the seed's BIP-39 entropy into SLIP-39 shares (coldsign.keys.shares) and writes one
+file per share; `combine` puts shares back together and shows the recovered seed's master
+fingerprint; `seedqr` draws the seed as a SeedQR PNG (coldsign.keys.seedqr). Secrets come only
+from files or a no-echo prompt on a terminal; words go only to 0600 files or to a terminal the
+user asked to show them on — never into JSON, logs or a pipe.
+"""
 
 from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.key import app
+from coldsign.errors import BadInput, UsageProblem
+from coldsign.keys.secret import Secret
+
+SHARE_FILE_MAX_BYTES = 4_096  # NOTE: a 256-bit share is 33 words (< 300 bytes); limits.py has no field for it
+SECRET_FILE_MODE = 0o600
+QR_BOX_SIZE = 10             # pixels per module of the SeedQR PNG
+QR_BORDER = 4                # quiet zone, in modules (the QR standard's minimum)
+
+MnemonicFileOpt = Annotated[Optional[Path], typer.Option(
+    "--mnemonic-file", help="file holding the BIP-39 words (else a no-echo prompt on a terminal)")]
+PassphraseFileOpt = Annotated[Optional[Path], typer.Option(
+    "--passphrase-file", help="file holding the BIP-39 passphrase (only for the fingerprint shown)")]
+
+
+# --- terminal helpers --------------------------------------------------------------------------
+
+def _console(err: bool) -> Console:
+    return Console(stderr=err, highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+def _warn(message: str) -> None:
+    _console(err=True).print(Text(message, style="bold red"))
+
+
+def _no_echo_prompt(label: str, *, allow_empty: bool = False) -> str:
+    return typer.prompt(label, hide_input=True, default="" if allow_empty else None, show_default=False)
+
+
+def _read_mnemonic(mnemonic_file: Path | None) -> tuple[Secret, str]:
+    """The checked, normalized mnemonic (Secret[str]) from its file or a no-echo prompt, and where from."""
+    from coldsign.keys.seed import check_mnemonic, normalize_mnemonic, read_secret_file
+
+    if mnemonic_file is not None:
+        raw, where = read_secret_file(mnemonic_file, what="mnemonic file"), str(mnemonic_file)
+    elif sys.stdin.isatty():
+        raw, where = Secret(_no_echo_prompt("Mnemonic words")), "typed mnemonic"
+    else:
+        raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
+                           hint="pass --mnemonic-file FILE (e.g. on removable media) or run in a terminal")
+    words = normalize_mnemonic(raw.reveal())
+    check_mnemonic(words, where=where)
+    return Secret(words), where
+
+
+def _read_passphrase(passphrase_file: Path | None) -> Secret | None:
+    from coldsign.keys.seed import read_secret_file
+
+    return read_secret_file(passphrase_file, what="passphrase file") if passphrase_file is not None else None
+
+
+def _fingerprint(mnemonic: Secret, passphrase: Secret | None, where: str) -> str:
+    from coldsign.keys.seed import SeedKey
+
+    return SeedKey.from_mnemonic(mnemonic, passphrase, where=where).fingerprint_hex
+
+
+def _write_secret(path: Path, data: bytes | str) -> None:
+    from coldsign.store import atomic_write
+
+    atomic_write(path, data, mode=SECRET_FILE_MODE)
+
+
+# --- split -------------------------------------------------------------------------------------
+
+def _parse_group(text: str) -> tuple[int, int]:
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UsageProblem(f"--group {text!r} is not of the form M/N", hint="e.g. --group 2/3 --group 3/5")
+    return int(parts[0]), int(parts[1])
+
+
+def _share_name(group: int, member: int) -> str:
+    return f"share-{group}-{member}.txt"
+
+
+@app.command("split")
+def split_command(
+    ctx: typer.Context,
+    threshold: Annotated[Optional[int], typer.Option("--threshold", "-m", help="shares needed (M of M-of-N)")] = None,
+    shares: Annotated[Optional[int], typer.Option("--shares", "-n", help="shares made (N of M-of-N)")] = None,
+    group: Annotated[Optional[list[str]], typer.Option("--group", help="a group M/N (repeat for each group; "
+                                                       "instead of --threshold/--shares)")] = None,
+    group_threshold: Annotated[int, typer.Option("--group-threshold", help="groups needed")] = 1,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="folder for one file per share "
+                                                    "(share-G-M.txt, mode 0600)")] = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Split the seed into SLIP-39 shares: any M of the N shares give back the very same words.
+
+    Shares go one per file (mode 0600) to --out-dir; without it they are shown once on a terminal.
+    JSON gives the counts, identifier and file names, never words.
+
+    Example: coldsign key split --mnemonic-file /media/seed.txt --threshold 2 --shares 3 --out-dir /media/shares
+    """
+    from embit import bip39
+
+    from coldsign.keys import shares as slip39
+
+    settings = settings_of(ctx, json_flag)
+    groups = [_parse_group(g) for g in group] if group else None
+    if out_dir is None:
+        if settings.json:
+            raise UsageProblem("--json never shows share words; say where to write them",
+                               hint="pass --out-dir DIR")
+        if not sys.stdout.isatty():
+            raise UsageProblem("refusing to print shares to a pipe or file",
+                               hint="pass --out-dir DIR to write one 0600 file per share, or run in a terminal")
+    elif out_dir.exists() and not out_dir.is_dir():
+        raise BadInput("the --out-dir path exists and is not a folder", where=str(out_dir))
+
+    mnemonic, where = _read_mnemonic(mnemonic_file)
+    fingerprint = _fingerprint(mnemonic, _read_passphrase(passphrase_file), where)
+    entropy = Secret(bip39.mnemonic_to_bytes(mnemonic.reveal()))
+    result = slip39.split(entropy, threshold, shares,
+                          groups=groups, group_threshold=group_threshold)
+    layout = groups or [(threshold, shares)]
+    identifier = slip39.inspect_share(result[0][0]).identifier
+
+    files: list[dict] = []
+    if out_dir is not None:
+        planned = [(g, m, out_dir / _share_name(g, m))
+                   for g, members in enumerate(result, 1) for m in range(1, len(members) + 1)]
+        taken = [str(p) for _, _, p in planned if p.exists()]
+        if taken:
+            raise UsageProblem(f"{len(taken)} share file(s) already exist in the folder; nothing was written",
+                               where=str(out_dir), hint="use an empty folder; never mix shares of two splits")
+        for g, m, path in planned:
+            _write_secret(path, result[g - 1][m - 1].reveal() + "\n")
+            files.append({"group": g, "member": m, "file": str(path)})
+
+    doc = {
+        "identifier": identifier,
+        "fingerprint": fingerprint,
+        "words": len(mnemonic.reveal().split()),
+        "group_threshold": group_threshold if groups else 1,
+        "groups": [{"group": g, "threshold": m, "shares": n} for g, (m, n) in enumerate(layout, 1)],
+        "share_count": sum(len(members) for members in result),
+        "files": files,
+    }
+    if out_dir is not None:
+        emit(settings, doc, lambda: _render_split_files(doc))
+    else:
+        _show_shares(doc, result)
+
+
+def _describe_layout(doc: dict) -> str:
+    groups = doc["groups"]
+    if len(groups) == 1:
+        return f"{groups[0]['threshold']}-of-{groups[0]['shares']}"
+    parts = ", ".join(f"group {g['group']}: {g['threshold']}-of-{g['shares']}" for g in groups)
+    return f"{doc['group_threshold']} of {len(groups)} groups ({parts})"
+
+
+def _render_split_files(doc: dict) -> None:
+    out = _console(err=False)
+    out.print(Text(f"Split seed {doc['fingerprint']} into {doc['share_count']} SLIP-39 shares, "
+                   f"{_describe_layout(doc)}, identifier {doc['identifier']}:"))
+    for item in doc["files"]:
+        out.print(Text(f"  group {item['group']} share {item['member']}: {item['file']}"))
+    _warn("Each file is a secret: move every share to its own holder and delete it here.")
+
+
+def _show_shares(doc: dict, result: list[list[Secret]]) -> None:
+    _warn("WARNING: the shares below are secrets. Write each one down for its own holder; "
+          "they are shown this once and not stored.")
+    out = _console(err=False)
+    out.print(Text(f"Seed {doc['fingerprint']}: {doc['share_count']} SLIP-39 shares, "
+                   f"{_describe_layout(doc)}, identifier {doc['identifier']}"))
+    for g, members in enumerate(result, 1):
+        for m, share in enumerate(members, 1):
+            out.print(Text(f"\ngroup {g} share {m}:", style="bold"))
+            out.print(Text(share.reveal()))
+
+
+# --- combine -----------------------------------------------------------------------------------
+
+def _read_share(path: Path, position: int) -> Secret:
+    from coldsign.store import read_limited
+
+    data = read_limited(path, SHARE_FILE_MAX_BYTES, what=f"share file {position}")
+    try:
+        return Secret(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput(f"share file {position} is not UTF-8 text", where=str(path)) from None
+
+
+@app.command("combine")
+def combine_command(
+    ctx: typer.Context,
+    share_files: Annotated[list[Path], typer.Argument(help="share files, one SLIP-39 share each, any order")],
+    passphrase_file: PassphraseFileOpt = None,
+    mnemonic_out: Annotated[Optional[Path], typer.Option("--mnemonic-out", help="write the recovered words "
+                                                         "to this file (mode 0600)")] = None,
+    show: Annotated[bool, typer.Option("--show", help="show the recovered words (terminal only)")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Combine SLIP-39 shares back into the seed and show its master fingerprint.
+
+    Reports which shares (and groups) were used and the recovered seed's master fingerprint.
+    The words go only to --mnemonic-out (mode 0600), or to a terminal with --show.
+
+    Example: coldsign key combine share-1-1.txt share-1-3.txt --mnemonic-out /media/seed.txt
+    """
+    from coldsign.keys import shares as slip39
+
+    settings = settings_of(ctx, json_flag)
+    if show and settings.json:
+        raise UsageProblem("--json never shows the words", hint="drop --show, or use --mnemonic-out FILE")
+    if show and not sys.stdout.isatty():
+        raise UsageProblem("refusing to print the recovered words to a pipe or file",
+                           hint="pass --mnemonic-out FILE, or run --show in a terminal")
+    passphrase = _read_passphrase(passphrase_file)
+    result = slip39.combine([_read_share(p, n) for n, p in enumerate(share_files, 1)])
+    fingerprint = _fingerprint(result.mnemonic, passphrase, "recovered mnemonic")
+    if mnemonic_out is not None:
+        _write_secret(mnemonic_out, result.mnemonic.reveal() + "\n")
+
+    doc = {
+        "fingerprint": fingerprint,
+        "passphrase": passphrase is not None,
+        "words": len(result.mnemonic.reveal().split()),
+        "identifier": result.identifier,
+        "group_threshold": result.group_threshold,
+        "group_count": result.group_count,
+        "groups_used": list(result.groups_used),
+        "used": [{"position": u.position, "file": str(share_files[u.position - 1]),
+                  "group": u.group, "member": u.member} for u in result.used],
+        "unused": [{"position": p, "file": str(share_files[p - 1])} for p in result.unused],
+        "mnemonic_out": str(mnemonic_out) if mnemonic_out is not None else None,
+    }
+    emit(settings, doc, lambda: _render_combine(doc, result.mnemonic if show else None))
+
+
+def _render_combine(doc: dict, words: Secret | None) -> None:
+    out = _console(err=False)
+    with_pass = " (with the BIP-39 passphrase)" if doc["passphrase"] else ""
+    out.print(Text(f"Recovered a {doc['words']}-word seed, master fingerprint {doc['fingerprint']}{with_pass}."))
+    out.print(Text(f"Share set {doc['identifier']}, groups used: "
+                   f"{', '.join(str(g) for g in doc['groups_used'])} of {doc['group_count']}"))
+    for item in doc["used"]:
+        out.print(Text(f"  used share {item['position']} ({item['file']}): group {item['group']} "
+                       f"member {item['member']}"))
+    for item in doc["unused"]:
+        out.print(Text(f"  not used: share {item['position']} ({item['file']}), its group is incomplete"))
+    if doc["mnemonic_out"]:
+        out.print(Text(f"Words written to {doc['mnemonic_out']} (mode 0600)."))
+    if words is not None:
+        _warn("WARNING: the words below are the seed.")
+        out.print(Text(words.reveal(), style="bold"))
+
+
+# --- seedqr ------------------------------------------------------------------------------------
+
+def seedqr_png(payload: Secret) -> tuple[bytes, int]:
+    """The PNG bytes and QR version of a SeedQR payload: digits in numeric mode, bytes in byte mode."""
+    import qrcode
+    from qrcode.util import MODE_8BIT_BYTE, MODE_NUMBER, QRData
+
+    value = payload.reveal()
+    data = QRData(value.encode("ascii"), mode=MODE_NUMBER) if isinstance(value, str) \
+        else QRData(bytes(value), mode=MODE_8BIT_BYTE)
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L,
+                         box_size=QR_BOX_SIZE, border=QR_BORDER)
+    code.add_data(data)
+    code.make(fit=True)
+    buffer = io.BytesIO()
+    code.make_image().save(buffer, format="PNG")
+    return buffer.getvalue(), code.version
+
+
+@app.command("seedqr")
+def seedqr_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="the PNG file to write (mode 0600)")],
+    compact: Annotated[bool, typer.Option("--compact", help="CompactSeedQR (entropy bytes, byte mode) "
+                                          "instead of Standard SeedQR (word indexes, numeric mode)")] = False,
+    mnemonic_file: MnemonicFileOpt = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Draw the seed as a SeedQR (SeedSigner's format) PNG. The image IS the seed: guard it like the words.
+
+    Example: coldsign key seedqr --mnemonic-file /media/seed.txt --out /media/seedqr.png --compact
+    """
+    from coldsign.keys import seedqr
+
+    settings = settings_of(ctx, json_flag)
+    if out.exists() and out.is_dir():
+        raise BadInput("--out is a folder; give a file name ending in .png", where=str(out))
+    mnemonic, _where = _read_mnemonic(mnemonic_file)
+    payload = seedqr.encode_compact(mnemonic) if compact else seedqr.encode_standard(mnemonic)
+    png, version = seedqr_png(payload)
+    _warn("WARNING: this image IS the seed. Anyone who sees or scans it can spend the coins. "
+          "Print it, store it like the words, and delete the file.")
+    _write_secret(out, png)
+    doc = {"out": str(out), "format": "compact" if compact else "standard",
+           "words": len(mnemonic.reveal().split()), "qr_version": version, "mode": "0600"}
+    emit(settings, doc, lambda: _console(err=False).print(
+        Text(f"Wrote a {doc['format']} SeedQR (QR version {version}) of a {doc['words']}-word seed "
+             f"to {out} (mode 0600).")))
