@@ -113,12 +113,20 @@ def sign(
     wallet: WalletOpt = None,
     allow_high_fee: Annotated[bool, typer.Option("--allow-high-fee", help="sign although the fee is above "
                               "10% of the amount sent or 1,000 sat/vB")] = False,
+    keystore_name: Annotated[Optional[str], typer.Option("--keystore", help="sign with the seed of this "
+                             "encrypted keystore instead of --mnemonic-file")] = None,
+    password_file: Annotated[Optional[Path], typer.Option("--password-file", help="file holding the keystore "
+                             "password (else a no-echo prompt)")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Review, then sign every input of the wallet with the seed's keys; each new signature is checked
     by libbitcoinkernel before anything is written. Refusals exit 4 and write nothing.
 
+    The seed comes from --mnemonic-file (or typed words) or from an encrypted --keystore.
+
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --mnemonic-file /media/seed.txt --out signed.psbt
+
+    Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
     """
     from coldsign.console import render_review, render_sign_report
     from coldsign.keys.seed import load_seed
@@ -127,6 +135,12 @@ def sign(
     from coldsign.psbt.sign import sign as sign_psbt
 
     settings = settings_of(ctx, json_flag)
+    if keystore_name is not None and (mnemonic_file is not None or passphrase_file is not None):
+        raise UsageProblem("--keystore and --mnemonic-file/--passphrase-file both give a seed; pass one",
+                           hint="the keystore already holds the words and any BIP-39 passphrase")
+    if password_file is not None and keystore_name is None:
+        raise UsageProblem("--password-file is the keystore password; it needs --keystore NAME",
+                           hint="the BIP-39 passphrase goes in --passphrase-file")
     psbt, _raw, binary = read_psbt(file)
     registration = pick_wallet(settings, wallet, psbt, required=True)
     network = network_for(settings, registration)
@@ -135,13 +149,21 @@ def sign(
     if not settings.json:
         render_review(result)
     refuse_if_needed(result)  # before the seed is even read
-    prompt = None
-    if mnemonic_file is None:
-        if not sys.stdin.isatty():
-            raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
-                               hint="pass --mnemonic-file FILE (e.g. on removable media) or run in a terminal")
-        prompt = _no_echo_prompt
-    seed = load_seed(mnemonic_file, passphrase_file, prompt=prompt)
+    if keystore_name is not None:
+        from coldsign.cli.key_store import read_password
+        from coldsign.keys.keystore import info, open_seed
+
+        info(settings.home, keystore_name)  # not found or damaged: say so before asking for the password
+        seed = open_seed(settings.home, keystore_name, read_password(password_file))
+    else:
+        prompt = None
+        if mnemonic_file is None:
+            if not sys.stdin.isatty():
+                raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
+                                   hint="pass --mnemonic-file FILE (e.g. on removable media), --keystore NAME, "
+                                        "or run in a terminal")
+            prompt = _no_echo_prompt
+        seed = load_seed(mnemonic_file, passphrase_file, prompt=prompt)
     report = sign_psbt(psbt, result, registration.descriptor, seed)
     check_signatures(report, result)
     _data, sha = write_psbt(out, report.psbt, binary)
