@@ -44,21 +44,14 @@ def _warn(message: str) -> None:
     _console(err=True).print(Text(message, style="bold red"))
 
 
-def _no_echo_prompt(label: str, *, allow_empty: bool = False) -> str:
-    return typer.prompt(label, hide_input=True, default="" if allow_empty else None, show_default=False)
-
-
 def _read_mnemonic(mnemonic_file: Path | None) -> tuple[Secret, str]:
     """The checked, normalized mnemonic (Secret[str]) from its file or a no-echo prompt, and where from."""
-    from coldsign.keys.seed import check_mnemonic, normalize_mnemonic, read_secret_file
+    from coldsign.cli.secrets import read_secret
+    from coldsign.keys.seed import check_mnemonic, normalize_mnemonic
 
-    if mnemonic_file is not None:
-        raw, where = read_secret_file(mnemonic_file, what="mnemonic file"), str(mnemonic_file)
-    elif sys.stdin.isatty():
-        raw, where = Secret(_no_echo_prompt("Mnemonic words")), "typed mnemonic"
-    else:
-        raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
-                           hint="pass --mnemonic-file FILE (e.g. on removable media) or run in a terminal")
+    raw = read_secret(mnemonic_file, what="mnemonic file" if mnemonic_file else "words",
+                      option="--mnemonic-file", label="Mnemonic words") or Secret("")
+    where = str(mnemonic_file) if mnemonic_file else "typed mnemonic"
     words = normalize_mnemonic(raw.reveal())
     check_mnemonic(words, where=where)
     return Secret(words), where

@@ -17,39 +17,9 @@ import typer
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import NotFound, Refused, SecretProblem, UsageProblem
-from coldsign.keys.secret import Secret
+from coldsign.cli.secrets import read_mnemonic, read_password
 
 NameArg = Annotated[str, typer.Argument(help="keystore name (letters, digits, '_' or '-')")]
-
-
-# ---------------------------------------------------------------- secrets in
-
-def read_secret(file: Path | None, *, what: str, option: str, label: str, confirm: bool = False,
-                optional: bool = False) -> Secret | None:
-    """A secret from `file`, else from a no-echo prompt when stdin is a terminal, else UsageProblem.
-
-    `optional` secrets (the BIP-39 passphrase) accept Enter for none; `confirm` asks twice.
-    """
-    from coldsign.keys.seed import read_secret_file
-
-    if file is not None:
-        return read_secret_file(file, what=what)
-    if not sys.stdin.isatty():
-        if optional:
-            return None
-        raise UsageProblem(f"no {option} and no terminal to ask for the {what} on",
-                           hint=f"pass {option} FILE (e.g. on removable media) or run in a terminal")
-    value = typer.prompt(label, hide_input=True, confirmation_prompt=confirm,
-                         default="" if optional else None, show_default=False)
-    return Secret(value) if value else None
-
-
-def read_password(file: Path | None, *, option: str = "--password-file", what: str = "keystore password",
-                  confirm: bool = False) -> Secret:
-    secret = read_secret(file, what=what, option=option, label=what[0].upper() + what[1:], confirm=confirm)
-    if secret is None:
-        raise SecretProblem(f"the {what} is empty", code="empty-password", hint="choose a non-empty password")
-    return secret
 
 
 def kdf_limits() -> dict:
@@ -129,15 +99,8 @@ def restore(
     if path.exists():
         raise Refused(f"a keystore named '{keystore_name}' already exists", where=str(path), code="keystore-exists",
                       hint="choose another name, or delete the old keystore after checking its backup")
-    mnemonic = read_secret(mnemonic_file, what="mnemonic", option="--mnemonic-file", label="Mnemonic words")
-    if mnemonic is None:
-        raise SecretProblem("no mnemonic words given", hint="type the words of the backup")
-    check_mnemonic(normalize_mnemonic(mnemonic.reveal()),
-                   where=str(mnemonic_file) if mnemonic_file is not None else "typed mnemonic")
-    passphrase = None
-    if passphrase_file is not None or mnemonic_file is None:
-        passphrase = read_secret(passphrase_file, what="BIP-39 passphrase", option="--passphrase-file",
-                                 label="BIP-39 passphrase (Enter for none)", optional=True)
+    mnemonic, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
+    check_mnemonic(normalize_mnemonic(mnemonic.reveal()), where=where)
     password = read_password(password_file, confirm=True)
     info = keystore.create(settings.home, keystore_name, mnemonic, password, passphrase, **kdf_limits())
     doc = info.to_json()

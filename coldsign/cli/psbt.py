@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -69,12 +68,6 @@ def network_for(settings, registration):
     return settings.require_network(registration.network if registration else None)
 
 
-def _no_echo_prompt(label: str) -> str:
-    """Ask on the terminal without echo (typed words never reach the screen, argv or history)."""
-    return typer.prompt(label, hide_input=True, default="" if "passphrase" in label else None,
-                        show_default=False)
-
-
 WalletOpt = Annotated[Optional[str], typer.Option("--wallet", help="registered wallet name")]
 
 
@@ -129,7 +122,8 @@ def sign(
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
     """
     from coldsign.console import render_review, render_sign_report
-    from coldsign.keys.seed import load_seed
+    from coldsign.cli.secrets import read_mnemonic, read_password
+    from coldsign.keys.seed import SeedKey
     from coldsign.psbt.review import review
     from coldsign.psbt.sign import check_signatures, refuse_if_needed
     from coldsign.psbt.sign import sign as sign_psbt
@@ -150,20 +144,13 @@ def sign(
         render_review(result)
     refuse_if_needed(result)  # before the seed is even read
     if keystore_name is not None:
-        from coldsign.cli.key_store import read_password
         from coldsign.keys.keystore import info, open_seed
 
         info(settings.home, keystore_name)  # not found or damaged: say so before asking for the password
         seed = open_seed(settings.home, keystore_name, read_password(password_file))
     else:
-        prompt = None
-        if mnemonic_file is None:
-            if not sys.stdin.isatty():
-                raise UsageProblem("no --mnemonic-file and no terminal to ask for the words on",
-                                   hint="pass --mnemonic-file FILE (e.g. on removable media), --keystore NAME, "
-                                        "or run in a terminal")
-            prompt = _no_echo_prompt
-        seed = load_seed(mnemonic_file, passphrase_file, prompt=prompt)
+        words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
+        seed = SeedKey.from_mnemonic(words, passphrase, where=where)
     report = sign_psbt(psbt, result, registration.descriptor, seed)
     check_signatures(report, result)
     _data, sha = write_psbt(out, report.psbt, binary)

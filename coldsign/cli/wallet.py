@@ -39,9 +39,11 @@ def register_cmd(
     network = settings.require_network()
     seed = None
     if mnemonic_file is not None:
-        from coldsign.keys.seed import load_seed
+        from coldsign.cli.secrets import read_mnemonic
+        from coldsign.keys.seed import SeedKey
 
-        seed = load_seed(mnemonic_file, passphrase_file)
+        words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
+        seed = SeedKey.from_mnemonic(words, passphrase, where=where)
     elif passphrase_file is not None:
         from coldsign.errors import UsageProblem
 

@@ -1,8 +1,8 @@
 """BIP-39 seeds on the signer: read a mnemonic (and optional passphrase), derive the root key.
 
 Secrets come from files (`--mnemonic-file`, `--passphrase-file`) or a no-echo prompt, never
-from argv. They are held in `Secret` wrappers and the root key in a `SeedKey` whose repr shows
-only the public master fingerprint.
+from argv (`coldsign.cli.secrets` reads them). They are held in `Secret` wrappers and the root
+key in a `SeedKey` whose repr shows only the public master fingerprint.
 """
 
 from __future__ import annotations
@@ -74,23 +74,3 @@ def read_secret_file(path: Path | str, *, what: str) -> Secret:
     except UnicodeDecodeError:
         raise SecretProblem(f"{what} is not UTF-8 text", where=str(path)) from None
     return Secret(text.rstrip("\r\n"))
-
-
-def load_seed(mnemonic_file: Path | None, passphrase_file: Path | None = None,
-              *, prompt=None) -> SeedKey:
-    """The seed from files, or from `prompt(label) -> str` (a no-echo prompt) when no file is given."""
-    if mnemonic_file is not None:
-        mnemonic = read_secret_file(mnemonic_file, what="mnemonic file")
-        where = str(mnemonic_file)
-    elif prompt is not None:
-        mnemonic = Secret(prompt("Mnemonic words"))
-        where = "typed mnemonic"
-    else:
-        raise SecretProblem("no seed given", hint="pass --mnemonic-file FILE or run interactively")
-    if passphrase_file is not None:
-        passphrase = read_secret_file(passphrase_file, what="passphrase file")
-    elif mnemonic_file is None and prompt is not None:
-        passphrase = Secret(prompt("BIP-39 passphrase (Enter for none)"))
-    else:
-        passphrase = None
-    return SeedKey.from_mnemonic(mnemonic, passphrase, where=where)
