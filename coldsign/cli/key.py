@@ -1,6 +1,6 @@
 """`coldsign key ...`: seeds, their encrypted keystores, SLIP-39 shares and SeedQR backups.
 
-The group is defined here; keystore commands live in `key_store.py`, backup commands
+The group is defined here; `key new` lives in `key_new.py`, keystore commands in `key_store.py`, backup commands
 (`split`, `combine`, `seedqr`) in `key_backup.py`, each registering itself on this app.
 """
 
@@ -10,4 +10,4 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Seeds, encrypted keystores, SLIP-39 shares and SeedQR backups.")
 
-from coldsign.cli import key_backup, key_store  # noqa: E402,F401  (register their commands on app)
+from coldsign.cli import key_backup, key_new, key_store  # noqa: E402,F401  (register their commands on app)
