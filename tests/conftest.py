@@ -11,6 +11,15 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+@pytest.fixture()
+def fast_kdf(monkeypatch):
+    """New keystores use Argon2id's INTERACTIVE limits instead of the MODERATE default (tests only)."""
+    from coldsign.keys import keystore
+
+    monkeypatch.setattr(keystore, "DEFAULT_OPSLIMIT", keystore.OPSLIMIT_INTERACTIVE)
+    monkeypatch.setattr(keystore, "DEFAULT_MEMLIMIT", keystore.MEMLIMIT_INTERACTIVE)
+
+
 def _die_with_parent() -> None:
     import ctypes
     import signal

@@ -315,7 +315,7 @@ def test_seedqr_bad_mnemonic_writes_nothing(tmp_path):
 # --- on a real terminal ---------------------------------------------------------------------------
 
 def test_split_shows_shares_once_on_a_terminal_and_they_combine(tmp_path):
-    from test_prompt import run_on_terminal
+    from terminal import run_on_terminal
 
     seed = write_seed(tmp_path)
     argv = [sys.executable, "-m", "coldsign", "key", "split", "--mnemonic-file", str(seed),
@@ -334,7 +334,7 @@ def test_split_shows_shares_once_on_a_terminal_and_they_combine(tmp_path):
 
 
 def test_combine_show_on_a_terminal_shows_the_words_after_a_warning(tmp_path):
-    from test_prompt import run_on_terminal
+    from terminal import run_on_terminal
 
     doc, _ = split_to(tmp_path, "shares", "--threshold", "2", "--shares", "3")
     argv = [sys.executable, "-m", "coldsign", "key", "combine", doc["files"][0]["file"], doc["files"][1]["file"],
@@ -347,7 +347,7 @@ def test_combine_show_on_a_terminal_shows_the_words_after_a_warning(tmp_path):
 
 
 def test_seedqr_with_words_typed_at_a_no_echo_prompt(tmp_path):
-    from test_prompt import run_on_terminal
+    from terminal import run_on_terminal
 
     out = tmp_path / "seed.png"
     argv = [sys.executable, "-m", "coldsign", "key", "seedqr", "--out", str(out), "--compact"]

@@ -26,7 +26,7 @@ from coldsign.cli.main import app
 from coldsign.keys import keystore
 from coldsign.keys.secret import Secret
 from coldsign.keys.seed import SeedKey
-from test_prompt import run_on_terminal
+from terminal import run_on_terminal
 
 CSPRNG = bytes(range(100, 132))
 ROLLS = "351624462135526413365214425163315264143625512364421536631425"  # 60 fair-looking rolls
@@ -43,10 +43,8 @@ def expected_words(csprng: bytes, rolls: str, nbytes: int) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fixed_csprng_and_fast_kdf(monkeypatch):
+def fixed_csprng_and_fast_kdf(monkeypatch, fast_kdf):
     monkeypatch.setattr(key_new, "csprng_bytes", lambda n: CSPRNG[:n])
-    monkeypatch.setattr(keystore, "DEFAULT_OPSLIMIT", keystore.OPSLIMIT_INTERACTIVE)
-    monkeypatch.setattr(keystore, "DEFAULT_MEMLIMIT", keystore.MEMLIMIT_INTERACTIVE)
 
 
 def invoke(*args: str):
@@ -253,42 +251,10 @@ def test_terminal_wrong_word_exits_6_and_stores_nothing(tmp_path):
     assert wrong not in text.split("Type word #7", 1)[1]  # the typed word is not echoed
 
 
-def type_on_terminal(argv: list[str], answers: list[tuple[bytes, bytes, bool]],
-                     timeout: float = 30) -> tuple[int, bytes]:
-    """Like run_on_terminal, but an answer marked echo=True (the dice prompt, which echoes) is typed as
-    soon as its prompt shows; the others wait for the terminal's echo to be off, as there."""
-    import os
-    import pty
-    import select
-    import termios
-    import time
-
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.execv(argv[0], argv)
-    screen, pending, deadline = b"", list(answers), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen += chunk
-        if pending and pending[0][0] in screen and (pending[0][2] or not termios.tcgetattr(fd)[3] & termios.ECHO):
-            os.write(fd, pending.pop(0)[1])
-    else:
-        os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), screen
-
-
 def test_terminal_dice_typed_at_the_prompt_are_mixed(tmp_path):
     out = tmp_path / "words.txt"
     words = expected_words(CSPRNG[:16], ROLLS, 16).split()
-    status, screen = type_on_terminal(
+    status, screen = run_on_terminal(
         [sys.executable, "-c", LAUNCHER, "key", "new", "--words", "12", "--dice", "--mnemonic-out", str(out),
          "--passphrase-file", str(write(tmp_path, "phrase.txt", PASSPHRASE)), "--json"],
         [(b"(0 so far, at least 50", ROLLS[:30].encode() + b"\r", True),

@@ -31,10 +31,7 @@ PASSWORD = "correct horse"
 PASSPHRASE = "TREZOR"
 
 
-@pytest.fixture(autouse=True)
-def fast_kdf(monkeypatch):
-    monkeypatch.setattr(keystore, "DEFAULT_OPSLIMIT", keystore.OPSLIMIT_INTERACTIVE)
-    monkeypatch.setattr(keystore, "DEFAULT_MEMLIMIT", keystore.MEMLIMIT_INTERACTIVE)
+pytestmark = pytest.mark.usefixtures("fast_kdf")
 
 
 def invoke(*args: str):
@@ -225,7 +222,7 @@ def test_a_refused_psbt_is_refused_before_the_keystore_is_opened(home, files, tm
 def test_restore_and_sign_with_secrets_typed_at_no_echo_prompts(tmp_path, files, unsigned):
     """On a real pseudo-terminal: words typed, passphrase left empty, password typed twice; then the
     keystore password typed to sign. Nothing typed may appear on the screen."""
-    from test_prompt import run_on_terminal
+    from terminal import run_on_terminal
 
     home = tmp_path / "home"
     result = invoke("--home", str(home), "--network", "regtest", "wallet", "register", "--name", "vault",
