@@ -24,9 +24,6 @@ from coldsign.errors import BadInput, EnvironmentProblem, TransactionDecodeError
 from coldsign.limits import LIMITS
 from coldsign.qr.media import stale_frames, write_frames, write_gif, write_mp4
 
-# NOTE: the largest message a receiver's Assembler accepts by default (transport.Assembler
-# max_bytes): sending more would only produce frames nobody can assemble. A candidate for limits.py.
-QR_MESSAGE_MAX_BYTES = LIMITS.qr_message_max_bytes
 
 
 class QRFormat(str, Enum):
@@ -88,11 +85,12 @@ def read_message(path: Path, kind: Kind) -> bytes:
             raise TransactionDecodeError(f"not a transaction: {err}", where=str(path),
                                          hint="give a raw transaction in binary or hex, or use --type bytes") from err
     else:
-        data = read_limited(path, QR_MESSAGE_MAX_BYTES, what="file")
+        data = read_limited(path, LIMITS.qr_message_max_bytes, what="file")
     if not data:
         raise BadInput("the file is empty", where=str(path))
-    if len(data) > QR_MESSAGE_MAX_BYTES:
-        raise BadInput(f"{len(data)} bytes is more than a receiver accepts ({QR_MESSAGE_MAX_BYTES})", where=str(path))
+    if len(data) > LIMITS.qr_message_max_bytes:
+        raise BadInput(f"{len(data)} bytes is more than a receiver accepts ({LIMITS.qr_message_max_bytes})",
+                       where=str(path))
     return data
 
 

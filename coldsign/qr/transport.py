@@ -104,8 +104,7 @@ class Assembler:
         d = self._decoder
         if self.format == "ur":
             data = d.message
-            kind = "psbt" if d.ur_type in ur.PSBT_TYPES else ("psbt" if data.startswith(textforms.PSBT_MAGIC)
-                                                              else "bytes")
+            kind = "psbt" if d.ur_type in ur.PSBT_TYPES or data.startswith(textforms.PSBT_MAGIC) else "bytes"
         elif self.format == "bbqr":
             data, kind = d.message, _BBQR_KINDS[d.file_type]
         else:
