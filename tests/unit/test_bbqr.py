@@ -203,9 +203,11 @@ def test_damaged_parts_decode_or_raise_qr_decode_error_only(message, draw):
     except QRDecodeError as e:
         assert e.message and e.code in ("qr-decode", "qr-unrelated")
     else:
-        # Only a change inside the data can go unnoticed (BBQr has no checksum; QR codes do).
+        # Only a change inside the data, or of the file-type letter into another valid one, can go
+        # unnoticed (BBQr has no checksum; QR codes do).
         assert damage in ("truncate", "replace")
-        assert decoded.file_type == message["file_type"] and isinstance(decoded.data, bytes)
+        assert isinstance(decoded.data, bytes)
+        assert decoded.file_type == message["file_type"] or (damage == "replace" and at == 3)
 
 
 # --- decoder: hostile and malformed input -------------------------------------------------
