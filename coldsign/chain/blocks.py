@@ -16,10 +16,11 @@ What Bitcoin Core's consensus code asks of a block on regtest, and where it is m
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Sequence
+
+from embit.hashes import double_sha256
 
 COIN = 100_000_000
 REGTEST_HALVING_INTERVAL = 150
@@ -37,10 +38,6 @@ MAX_BLOCK_BYTES = 4_000_000
 OP_0 = 0x00
 OP_1 = 0x51
 OP_RETURN = 0x6A
-
-
-def sha256d(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def block_subsidy(height: int) -> int:
@@ -93,7 +90,7 @@ def merkle_root(hashes: Sequence[bytes]) -> bytes:
     while len(level) > 1:
         if len(level) % 2:
             level.append(level[-1])
-        level = [sha256d(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
+        level = [double_sha256(level[i] + level[i + 1]) for i in range(0, len(level), 2)]
     return level[0]
 
 
@@ -103,7 +100,7 @@ def txid_internal(tx) -> bytes:
 
 
 def wtxid_internal(tx) -> bytes:
-    return sha256d(tx.serialize())
+    return double_sha256(tx.serialize())
 
 
 def witness_root(transactions: Sequence) -> bytes:
@@ -114,7 +111,7 @@ def witness_root(transactions: Sequence) -> bytes:
 
 def witness_commitment_script(witness_merkle_root: bytes,
                               reserved_value: bytes = WITNESS_RESERVED_VALUE) -> bytes:
-    commitment = sha256d(witness_merkle_root + reserved_value)
+    commitment = double_sha256(witness_merkle_root + reserved_value)
     return bytes([OP_RETURN, 0x24]) + WITNESS_COMMITMENT_HEADER + commitment
 
 
@@ -161,7 +158,7 @@ class RegtestBlock:
     @property
     def hash(self) -> str:
         """The block hash as displayed (big-endian hex)."""
-        return sha256d(self.header())[::-1].hex()
+        return double_sha256(self.header())[::-1].hex()
 
     @property
     def coinbase(self):
@@ -216,7 +213,7 @@ def grind(header76: bytes, bits: int) -> int:
     """The first nonce whose header hash meets the target of `bits`."""
     target = target_of(bits)
     for nonce in range(2**32):
-        digest = sha256d(header76 + nonce.to_bytes(4, "little"))
+        digest = double_sha256(header76 + nonce.to_bytes(4, "little"))
         if int.from_bytes(digest, "little") <= target:
             return nonce
     raise ValueError("no nonce meets the target; change the time or the coinbase and retry")

@@ -18,6 +18,8 @@ import binascii
 import hashlib
 from typing import Iterator, Sequence
 
+from embit.hashes import double_sha256
+
 from coldsign.errors import BadInput, PSBTDecodeError
 from coldsign.limits import LIMITS
 from coldsign.psbt import fields as F
@@ -305,7 +307,7 @@ class Psbt:
     def txid(self) -> str:
         if self.version == 0:  # the global unsigned tx is in the legacy serialization: hash it as is
             raw = self.globals.get(F.PSBT_GLOBAL_UNSIGNED_TX)
-            return hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1].hex()
+            return double_sha256(raw)[::-1].hex()
         return self.unsigned_tx().txid().hex()
 
     def unique_id(self) -> str:

@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable
 
+from embit.hashes import double_sha256
+
 # --- global types -------------------------------------------------------------------------------
 PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_XPUB = 0x01
@@ -363,10 +365,6 @@ def _sha256(b: bytes) -> bytes:
     return hashlib.sha256(b).digest()
 
 
-def _hash256(b: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(b).digest()).digest()
-
-
 # --- key data formats ---------------------------------------------------------------------------
 
 def check_pubkey(keydata: bytes) -> None:
@@ -479,7 +477,7 @@ INPUT_FIELDS: dict[int, Field] = {
     PSBT_IN_HASH160: Field("PSBT_IN_HASH160", check_length(20, "a HASH160 hash"), _any,
                            preimage_check(_hash160)),
     PSBT_IN_HASH256: Field("PSBT_IN_HASH256", check_length(32, "a HASH256 hash"), _any,
-                           preimage_check(_hash256)),
+                           preimage_check(double_sha256)),
     PSBT_IN_PREVIOUS_TXID: Field("PSBT_IN_PREVIOUS_TXID", value=hash32, versions=(2,), required_in=(2,)),
     PSBT_IN_OUTPUT_INDEX: Field("PSBT_IN_OUTPUT_INDEX", value=u32, versions=(2,), required_in=(2,)),
     PSBT_IN_SEQUENCE: Field("PSBT_IN_SEQUENCE", value=u32, versions=(2,)),

@@ -13,6 +13,7 @@ from coldsign.keys.derive import format_path
 from coldsign.limits import LIMITS
 from coldsign.network import Network
 from coldsign.psbt import scripts as S
+from coldsign.psbt.finalize import parse_multisig
 
 HARDENED = 0x80000000
 SIGHASH_DEFAULT, SIGHASH_ALL = 0x00, 0x01
@@ -296,8 +297,8 @@ def _signature_count(view, kind: str, wallet, final: bool) -> tuple[int, int]:
     if kind == S.P2WSH:
         if wallet is not None and wallet.threshold:
             required = wallet.threshold
-        elif view.witness_script and 0x51 <= view.witness_script[0] <= 0x60:
-            required = view.witness_script[0] - 0x50
+        elif view.witness_script and (multisig := parse_multisig(view.witness_script)):
+            required = multisig[0]
     if final:
         return required, required
     if kind == S.P2TR:
@@ -406,7 +407,7 @@ def _weight(psbt, inputs: list[InputReview], outputs: list[OutputReview], wallet
             view = psbt.input(item.index)
             script_sig = view.final_script_sig or b""
             witness = view.final_script_witness or []
-            size = S._compact_size_len
+            size = S.compact_size_len
             weights.append((36 + size(len(script_sig)) + len(script_sig) + 4) * 4 +
                            (size(len(witness)) + sum(size(len(w)) + len(w) for w in witness) if witness else 0))
             has_witness.append(bool(witness))

@@ -35,10 +35,10 @@ def dust_limit(script: bytes) -> int:
     if kind in _DUST:
         return _DUST[kind]
     # Core's rule for other scripts: (output size + 148-byte spend) * 3 sat/vB.
-    return (8 + _compact_size_len(len(script)) + len(script) + 148) * 3
+    return (8 + compact_size_len(len(script)) + len(script) + 148) * 3
 
 
-def _compact_size_len(n: int) -> int:
+def compact_size_len(n: int) -> int:
     return 1 if n < 0xFD else 3 if n <= 0xFFFF else 5 if n <= 0xFFFFFFFF else 9
 
 
@@ -52,8 +52,8 @@ def input_weight(kind: str, *, threshold: int = 1, keys: int = 1, witness_script
         return (41 + 23) * 4 + 1 + 73 + 34
     if kind == P2WSH:
         items = 2 + threshold
-        return 41 * 4 + _compact_size_len(items) + 1 + threshold * 73 + \
-            _compact_size_len(witness_script_len) + witness_script_len
+        return 41 * 4 + compact_size_len(items) + 1 + threshold * 73 + \
+            compact_size_len(witness_script_len) + witness_script_len
     if kind == P2TR:
         return 41 * 4 + 1 + 1 + 64
     if kind == P2PKH:
@@ -63,11 +63,11 @@ def input_weight(kind: str, *, threshold: int = 1, keys: int = 1, witness_script
 
 
 def output_weight(script: bytes) -> int:
-    return (8 + _compact_size_len(len(script)) + len(script)) * 4
+    return (8 + compact_size_len(len(script)) + len(script)) * 4
 
 
 def tx_weight(input_weights: list[int], output_scripts: list[bytes], *, segwit: bool) -> int:
-    base = (4 + 4 + _compact_size_len(len(input_weights)) + _compact_size_len(len(output_scripts))) * 4
+    base = (4 + 4 + compact_size_len(len(input_weights)) + compact_size_len(len(output_scripts))) * 4
     return base + (2 if segwit else 0) + sum(input_weights) + sum(output_weight(s) for s in output_scripts)
 
 

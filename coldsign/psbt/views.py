@@ -10,8 +10,9 @@ reverse at run time).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING
+
+from embit.hashes import double_sha256
 
 from coldsign.errors import BadInput, PSBTDecodeError
 from coldsign.limits import LIMITS
@@ -91,7 +92,7 @@ class InputView:
             return None
         if value[4:6] == b"\x00\x01":  # witness serialization: the txid excludes the witnesses
             return self.non_witness_utxo.txid().hex()
-        return hashlib.sha256(hashlib.sha256(value).digest()).digest()[::-1].hex()
+        return double_sha256(value)[::-1].hex()
 
     @property
     def witness_utxo(self) -> tuple[int, bytes] | None:

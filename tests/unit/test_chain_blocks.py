@@ -8,6 +8,8 @@ BIP141's commitment layout) and against each other.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from coldsign.chain import blocks as B
@@ -28,6 +30,11 @@ GENESIS_MERKLE_DISPLAY = "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b
 P2WPKH = bytes.fromhex("0014" + "33" * 20)
 
 
+def sha256d(data: bytes) -> bytes:
+    """Bitcoin's double SHA-256, written here independently of the code under test."""
+    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
 def test_regtest_genesis_parses_hashes_and_round_trips():
     raw = bytes.fromhex(REGTEST_GENESIS_HEX)
     block = B.RegtestBlock.parse(raw)
@@ -36,7 +43,7 @@ def test_regtest_genesis_parses_hashes_and_round_trips():
     assert block.merkle[::-1].hex() == GENESIS_MERKLE_DISPLAY
     assert B.merkle_root([B.txid_internal(block.coinbase)]) == block.merkle
     assert block.serialize() == raw
-    assert int.from_bytes(B.sha256d(block.header()), "little") <= B.target_of(block.bits)
+    assert int.from_bytes(sha256d(block.header()), "little") <= B.target_of(block.bits)
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -77,8 +84,8 @@ def test_regtest_subsidy_halves_every_150_blocks(height, subsidy):
 def test_merkle_root_duplicates_the_last_hash_of_an_odd_level():
     a, b, c = (bytes([n]) * 32 for n in (1, 2, 3))
     assert B.merkle_root([a]) == a
-    assert B.merkle_root([a, b]) == B.sha256d(a + b)
-    assert B.merkle_root([a, b, c]) == B.sha256d(B.sha256d(a + b) + B.sha256d(c + c))
+    assert B.merkle_root([a, b]) == sha256d(a + b)
+    assert B.merkle_root([a, b, c]) == sha256d(sha256d(a + b) + sha256d(c + c))
     with pytest.raises(ValueError, match="at least one leaf"):
         B.merkle_root([])
 
@@ -88,7 +95,7 @@ def test_witness_commitment_layout_is_bip141():
     script = B.witness_commitment_script(root)
     assert len(script) == 38
     assert script[:6].hex() == "6a24aa21a9ed"
-    assert script[6:] == B.sha256d(root + bytes(32))
+    assert script[6:] == sha256d(root + bytes(32))
 
 
 @pytest.mark.parametrize("times, now, expected", [
@@ -118,7 +125,7 @@ def test_assembled_block_pays_subsidy_plus_fees_commits_witness_and_meets_target
     assert cb.vin[0].witness.items == [bytes(32)]
     assert again.prev_hash == prev
     assert again.merkle == B.merkle_root([B.txid_internal(cb)])
-    assert int.from_bytes(B.sha256d(again.header()), "little") <= B.target_of(B.REGTEST_BITS)
+    assert int.from_bytes(sha256d(again.header()), "little") <= B.target_of(B.REGTEST_BITS)
 
 
 def test_block_without_witness_commitment_has_plain_coinbase():
@@ -135,7 +142,7 @@ def test_seal_recomputes_merkle_root_and_proof_of_work_after_tampering():
     block.seal()
     assert block.merkle != old_merkle
     assert block.merkle == B.merkle_root([B.txid_internal(block.coinbase)])
-    assert int.from_bytes(B.sha256d(block.header()), "little") <= B.target_of(block.bits)
+    assert int.from_bytes(sha256d(block.header()), "little") <= B.target_of(block.bits)
 
 
 def test_negative_fees_are_refused():
