@@ -8,6 +8,6 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Seeds, encrypted keystores, SLIP-39 shares and SeedQR backups.")
+app = typer.Typer(no_args_is_help=True, help="Seeds, encrypted keystores, SLIP-39 shares, SeedQR backups, account exports and identity keys.")
 
-from coldsign.cli import key_backup, key_new, key_store  # noqa: E402,F401  (register their commands on app)
+from coldsign.cli import key_backup, key_export, key_identity, key_new, key_store  # noqa: E402,F401  (register their commands on app)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
 from coldsign.errors import BadInput, PSBTDecodeError, UsageProblem, VerificationFailed
 from coldsign.limits import LIMITS
 from coldsign.store import atomic_write, read_limited
@@ -99,17 +100,13 @@ def sign(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="PSBT file: binary, base64 or hex")],
     out: Annotated[Path, typer.Option("--out", help="where to write the signed PSBT")],
-    mnemonic_file: Annotated[Optional[Path], typer.Option("--mnemonic-file", help="file holding the BIP-39 "
-                             "words (else a no-echo prompt)")] = None,
-    passphrase_file: Annotated[Optional[Path], typer.Option("--passphrase-file",
-                               help="file holding the BIP-39 passphrase")] = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
     wallet: WalletOpt = None,
     allow_high_fee: Annotated[bool, typer.Option("--allow-high-fee", help="sign although the fee is above "
                               "10% of the amount sent or 1,000 sat/vB")] = False,
-    keystore_name: Annotated[Optional[str], typer.Option("--keystore", help="sign with the seed of this "
-                             "encrypted keystore instead of --mnemonic-file")] = None,
-    password_file: Annotated[Optional[Path], typer.Option("--password-file", help="file holding the keystore "
-                             "password (else a no-echo prompt)")] = None,
+    keystore_name: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Review, then sign every input of the wallet with the seed's keys; each new signature is checked
@@ -122,19 +119,13 @@ def sign(
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
     """
     from coldsign.console import render_review, render_sign_report
-    from coldsign.cli.secrets import read_mnemonic, read_password
-    from coldsign.keys.seed import SeedKey
+    from coldsign.cli.secrets import check_seed_options, load_seed
     from coldsign.psbt.review import review
     from coldsign.psbt.sign import check_signatures, refuse_if_needed
     from coldsign.psbt.sign import sign as sign_psbt
 
     settings = settings_of(ctx, json_flag)
-    if keystore_name is not None and (mnemonic_file is not None or passphrase_file is not None):
-        raise UsageProblem("--keystore and --mnemonic-file/--passphrase-file both give a seed; pass one",
-                           hint="the keystore already holds the words and any BIP-39 passphrase")
-    if password_file is not None and keystore_name is None:
-        raise UsageProblem("--password-file is the keystore password; it needs --keystore NAME",
-                           hint="the BIP-39 passphrase goes in --passphrase-file")
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
     psbt, _raw, binary = read_psbt(file)
     registration = pick_wallet(settings, wallet, psbt, required=True)
     network = network_for(settings, registration)
@@ -143,14 +134,7 @@ def sign(
     if not settings.json:
         render_review(result)
     refuse_if_needed(result)  # before the seed is even read
-    if keystore_name is not None:
-        from coldsign.keys.keystore import info, open_seed
-
-        info(settings.home, keystore_name)  # not found or damaged: say so before asking for the password
-        seed = open_seed(settings.home, keystore_name, read_password(password_file))
-    else:
-        words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
-        seed = SeedKey.from_mnemonic(words, passphrase, where=where)
+    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
     report = sign_psbt(psbt, result, registration.descriptor, seed)
     check_signatures(report, result)
     _data, sha = write_psbt(out, report.psbt, binary)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from coldsign.errors import SecretProblem, UsageProblem
 from coldsign.keys.secret import Secret
+
+if TYPE_CHECKING:
+    from coldsign.keys.seed import SeedKey
 
 
 def read_secret(file: Path | None, *, what: str, option: str, label: str, confirm: bool = False,
@@ -54,3 +58,42 @@ def read_mnemonic(mnemonic_file: Path | None, passphrase_file: Path | None = Non
     else:
         passphrase = None
     return words, passphrase, str(mnemonic_file) if mnemonic_file else "typed mnemonic"
+
+
+# --- a seed from one of its two sources: an encrypted keystore, or words (file or typed) ---------
+
+KeystoreOpt = Annotated[Optional[str], typer.Option("--keystore", help="use the seed of this encrypted "
+                        "keystore (asks for its password)")]
+MnemonicFileOpt = Annotated[Optional[Path], typer.Option("--mnemonic-file", help="file holding the BIP-39 "
+                            "words (else, without --keystore, a no-echo prompt)")]
+PassphraseFileOpt = Annotated[Optional[Path], typer.Option("--passphrase-file", help="file holding the BIP-39 "
+                              "passphrase (with --mnemonic-file)")]
+PasswordFileOpt = Annotated[Optional[Path], typer.Option("--password-file", help="file holding the keystore "
+                            "password (else a no-echo prompt)")]
+
+
+def check_seed_options(keystore_name: str | None, mnemonic_file: Path | None, passphrase_file: Path | None,
+                       password_file: Path | None) -> None:
+    """UsageProblem for contradictory seed options, before anything is read."""
+    if keystore_name is not None and (mnemonic_file is not None or passphrase_file is not None):
+        raise UsageProblem("--keystore and --mnemonic-file/--passphrase-file both give a seed; pass one",
+                           hint="the keystore already holds the words and any BIP-39 passphrase")
+    if password_file is not None and keystore_name is None:
+        raise UsageProblem("--password-file is the keystore password; it needs --keystore NAME",
+                           hint="the BIP-39 passphrase goes in --passphrase-file")
+
+
+def load_seed(home: Path, keystore_name: str | None, mnemonic_file: Path | None,
+              passphrase_file: Path | None, password_file: Path | None) -> "SeedKey":
+    """The seed of `--keystore NAME` (password from `password_file` or a prompt) or of the words in
+    `mnemonic_file` (or typed) with the optional BIP-39 passphrase."""
+    from coldsign.keys.seed import SeedKey
+
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    if keystore_name is not None:
+        from coldsign.keys.keystore import info, open_seed
+
+        info(home, keystore_name)  # not found or damaged: say so before asking for the password
+        return open_seed(home, keystore_name, read_password(password_file))
+    words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
+    return SeedKey.from_mnemonic(words, passphrase, where=where)

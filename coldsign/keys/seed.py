@@ -46,6 +46,7 @@ class SeedKey:
 
     root: Secret  # embit HDKey (private)
     fingerprint: bytes = field(default=b"")
+    seed: Secret | None = None  # the 64-byte BIP-39 seed (passphrase applied): SLIP-10 identity key
 
     @classmethod
     def from_mnemonic(cls, mnemonic: Secret, passphrase: Secret | None = None,
@@ -57,7 +58,7 @@ class SeedKey:
         pw = passphrase.reveal() if passphrase is not None else ""
         seed = bip39.mnemonic_to_seed(words, pw)
         root = bip32.HDKey.from_seed(seed)
-        return cls(root=Secret(root), fingerprint=root.child(0).fingerprint)
+        return cls(root=Secret(root), fingerprint=root.child(0).fingerprint, seed=Secret(seed))
 
     @property
     def fingerprint_hex(self) -> str:
