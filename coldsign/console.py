@@ -56,9 +56,10 @@ def render_review(review, console: Console = _out) -> None:
         console.print(Text("No rule refuses this transaction.", style="green"))
 
 
-def render_sign_report(report, out: str, sha: str, console: Console = _out) -> None:
+def render_sign_report(report, out: str, sha: str, seed: dict, console: Console = _out) -> None:
     console.print(Text.assemble(("Signed ", "bold green"), f"{len(report.signed)} input(s): "
                                 f"{', '.join(map(str, report.signed))}"))
+    console.print(seed_line(seed))
     for i, reason in report.skipped:
         console.print(f"  skipped input {i}: {reason}")
     if report.consensus_checked:
@@ -67,6 +68,14 @@ def render_sign_report(report, out: str, sha: str, console: Console = _out) -> N
         console.print(f"  signature checked against digest and key on input(s) {report.signature_checked} "
                       "(finalize runs them through libbitcoinkernel)")
     console.print(f"Wrote {out}  sha256 {sha}")
+
+
+def seed_line(fingerprints: dict) -> Text:
+    """"with the seed of master fingerprint X" and, with a BIP-39 passphrase, the fingerprint without it."""
+    line = Text.assemble("  with the seed of master fingerprint ", (fingerprints["fingerprint"], "bold"))
+    if "fingerprint_without_passphrase" in fingerprints:
+        line.append(f" (passphrase applied; without it {fingerprints['fingerprint_without_passphrase']})")
+    return line
 
 
 def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:

@@ -63,10 +63,17 @@ def _read_passphrase(passphrase_file: Path | None) -> Secret | None:
     return read_secret_file(passphrase_file, what="passphrase file") if passphrase_file is not None else None
 
 
-def _fingerprint(mnemonic: Secret, passphrase: Secret | None, where: str) -> str:
+def _fingerprints(mnemonic: Secret, passphrase: Secret | None, where: str) -> dict:
+    """{"fingerprint"} and, with a passphrase, {"fingerprint_without_passphrase"}."""
     from coldsign.keys.seed import SeedKey
 
-    return SeedKey.from_mnemonic(mnemonic, passphrase, where=where).fingerprint_hex
+    return SeedKey.from_mnemonic(mnemonic, passphrase, where=where).fingerprints()
+
+
+def _fingerprint_text(doc: dict) -> str:
+    if "fingerprint_without_passphrase" in doc:
+        return f"{doc['fingerprint']} (with the BIP-39 passphrase; {doc['fingerprint_without_passphrase']} without it)"
+    return doc["fingerprint"]
 
 
 def _write_secret(path: Path, data: bytes | str) -> None:
@@ -126,7 +133,7 @@ def split_command(
         raise BadInput("the --out-dir path exists and is not a folder", where=str(out_dir))
 
     mnemonic, where = _read_mnemonic(mnemonic_file)
-    fingerprint = _fingerprint(mnemonic, _read_passphrase(passphrase_file), where)
+    fingerprints = _fingerprints(mnemonic, _read_passphrase(passphrase_file), where)
     entropy = Secret(bip39.mnemonic_to_bytes(mnemonic.reveal()))
     result = slip39.split(entropy, threshold, shares,
                           groups=groups, group_threshold=group_threshold)
@@ -147,7 +154,7 @@ def split_command(
 
     doc = {
         "identifier": identifier,
-        "fingerprint": fingerprint,
+        **fingerprints,
         "words": len(mnemonic.reveal().split()),
         "group_threshold": group_threshold if groups else 1,
         "groups": [{"group": g, "threshold": m, "shares": n} for g, (m, n) in enumerate(layout, 1)],
@@ -170,7 +177,7 @@ def _describe_layout(doc: dict) -> str:
 
 def _render_split_files(doc: dict) -> None:
     out = _console(err=False)
-    out.print(Text(f"Split seed {doc['fingerprint']} into {doc['share_count']} SLIP-39 shares, "
+    out.print(Text(f"Split seed {_fingerprint_text(doc)} into {doc['share_count']} SLIP-39 shares, "
                    f"{_describe_layout(doc)}, identifier {doc['identifier']}:"))
     for item in doc["files"]:
         out.print(Text(f"  group {item['group']} share {item['member']}: {item['file']}"))
@@ -181,7 +188,7 @@ def _show_shares(doc: dict, result: list[list[Secret]]) -> None:
     _warn("WARNING: the shares below are secrets. Write each one down for its own holder; "
           "they are shown this once and not stored.")
     out = _console(err=False)
-    out.print(Text(f"Seed {doc['fingerprint']}: {doc['share_count']} SLIP-39 shares, "
+    out.print(Text(f"Seed {_fingerprint_text(doc)}: {doc['share_count']} SLIP-39 shares, "
                    f"{_describe_layout(doc)}, identifier {doc['identifier']}"))
     for g, members in enumerate(result, 1):
         for m, share in enumerate(members, 1):
@@ -228,12 +235,12 @@ def combine_command(
                            hint="pass --mnemonic-out FILE, or run --show in a terminal")
     passphrase = _read_passphrase(passphrase_file)
     result = slip39.combine([_read_share(p, n) for n, p in enumerate(share_files, 1)])
-    fingerprint = _fingerprint(result.mnemonic, passphrase, "recovered mnemonic")
+    fingerprints = _fingerprints(result.mnemonic, passphrase, "recovered mnemonic")
     if mnemonic_out is not None:
         _write_secret(mnemonic_out, result.mnemonic.reveal() + "\n")
 
     doc = {
-        "fingerprint": fingerprint,
+        **fingerprints,
         "passphrase": passphrase is not None,
         "words": len(result.mnemonic.reveal().split()),
         "identifier": result.identifier,
@@ -250,8 +257,7 @@ def combine_command(
 
 def _render_combine(doc: dict, words: Secret | None) -> None:
     out = _console(err=False)
-    with_pass = " (with the BIP-39 passphrase)" if doc["passphrase"] else ""
-    out.print(Text(f"Recovered a {doc['words']}-word seed, master fingerprint {doc['fingerprint']}{with_pass}."))
+    out.print(Text(f"Recovered a {doc['words']}-word seed, master fingerprint {_fingerprint_text(doc)}."))
     out.print(Text(f"Share set {doc['identifier']}, groups used: "
                    f"{', '.join(str(g) for g in doc['groups_used'])} of {doc['group_count']}"))
     for item in doc["used"]:

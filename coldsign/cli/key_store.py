@@ -17,7 +17,8 @@ import typer
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import NotFound, Refused, SecretProblem, UsageProblem
-from coldsign.cli.secrets import read_mnemonic, read_password
+from coldsign.cli.secrets import read_mnemonic, read_password, read_secret
+from coldsign.keys.secret import Secret
 
 NameArg = Annotated[str, typer.Argument(help="keystore name (letters, digits, '_' or '-')")]
 
@@ -71,6 +72,29 @@ def render_list(doc: dict) -> None:
             console.print(Text.assemble((item["name"], "bold"), f"  {fps}  created {item['created']}"))
 
 
+# ---------------------------------------------------------------- SeedQR in
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_seedqr(path: Path | None, camera: int | None) -> tuple[Secret, str]:
+    """The words of the first SeedQR in a picture, a video file or the camera's view, and where from.
+    Nothing of the picture is kept or written; other QR codes in view are skipped."""
+    from coldsign.keys import seedqr
+    from coldsign.qr.decoders import make_decoder
+    from coldsign.qr.scan import Camera, MemoryFrames, VideoFile, first_code, read_image
+
+    if camera is not None:
+        source, where = Camera(camera), f"SeedQR on camera {camera}"
+        typer.echo(f"Hold the SeedQR up to camera {camera} (Ctrl-C to stop)...", err=True)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        source, where = MemoryFrames([read_image(path)], description=str(path)), f"SeedQR {path}"
+    else:
+        source, where = VideoFile(path), f"SeedQR {path}"
+    return first_code(source, make_decoder(), lambda raw: seedqr.decode(Secret(raw)),
+                      what="a SeedQR"), where
+
+
 # ---------------------------------------------------------------- commands
 
 @app.command()
@@ -83,13 +107,21 @@ def restore(
                                "passphrase (none unless given; asked on a terminal when the words are typed)")] = None,
     password_file: Annotated[Optional[Path], typer.Option("--password-file", help="file holding the keystore "
                              "password that encrypts the file (else asked twice on a terminal)")] = None,
+    seedqr_file: Annotated[Optional[Path], typer.Option("--seedqr", help="read the words from a SeedQR "
+                           "(Standard or Compact): a picture (PNG, JPEG) or a video file")] = None,
+    seedqr_camera: Annotated[Optional[int], typer.Option("--seedqr-camera", help="read the words from a "
+                             "SeedQR held up to camera N (0 is the first)")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Restore a seed from its BIP-39 words and store it, encrypted under a keystore password.
+    """Restore a seed from its BIP-39 words or a SeedQR and store it, encrypted under a keystore password.
 
+    Typed words are checked one by one: a unique four-letter start stands for its word, and a
+    word not in the list is asked again with close words shown (on the terminal only).
     Prints the master fingerprint with and without the BIP-39 passphrase, to check against the backup.
 
     Example: coldsign key restore --keystore treasury-1 --mnemonic-file /media/words.txt --password-file /media/pw.txt
+
+    Example: coldsign key restore --keystore treasury-1 --seedqr-camera 0
     """
     from coldsign.keys import keystore
     from coldsign.keys.seed import check_mnemonic, normalize_mnemonic
@@ -99,7 +131,14 @@ def restore(
     if path.exists():
         raise Refused(f"a keystore named '{keystore_name}' already exists", where=str(path), code="keystore-exists",
                       hint="choose another name, or delete the old keystore after checking its backup")
-    mnemonic, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
+    if sum(x is not None for x in (mnemonic_file, seedqr_file, seedqr_camera)) > 1:
+        raise UsageProblem("--mnemonic-file, --seedqr and --seedqr-camera each give the words; pass one")
+    if seedqr_file is not None or seedqr_camera is not None:
+        mnemonic, where = read_seedqr(seedqr_file, seedqr_camera)
+        passphrase = read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
+                                 label="BIP-39 passphrase (Enter for none)", optional=True)
+    else:
+        mnemonic, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
     check_mnemonic(normalize_mnemonic(mnemonic.reveal()), where=where)
     password = read_password(password_file, confirm=True)
     info = keystore.create(settings.home, keystore_name, mnemonic, password, passphrase, **kdf_limits())

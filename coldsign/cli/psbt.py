@@ -138,8 +138,8 @@ def sign(
     report = sign_psbt(psbt, result, registration.descriptor, seed)
     check_signatures(report, result)
     _data, sha = write_psbt(out, report.psbt, binary)
-    doc = {**report.to_json(), "out": str(out), "sha256": sha}
-    emit(settings, doc, lambda: render_sign_report(report, str(out), sha))
+    doc = {**report.to_json(), "out": str(out), "sha256": sha, "seed": seed.fingerprints()}
+    emit(settings, doc, lambda: render_sign_report(report, str(out), sha, doc["seed"]))
 
 
 @app.command()

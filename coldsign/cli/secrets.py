@@ -44,6 +44,31 @@ def read_password(file: Path | None, *, option: str = "--password-file", what: s
     return secret
 
 
+def fix_typed_words(typed: Secret) -> Secret:
+    """Typed words made whole: a unique 4-letter prefix stands for its word, and a word not in the
+    BIP-39 list is asked again (no echo) with close words shown on the terminal, never in an error."""
+    from coldsign.keys.seed import complete_word, normalize_mnemonic, suggest_words
+
+    words = normalize_mnemonic(typed.reveal()).split()
+    for position, word in enumerate(words, 1):
+        for _attempt in range(MAX_RETYPES):
+            whole = complete_word(word)
+            if whole is not None:
+                words[position - 1] = whole
+                break
+            close = suggest_words(word)
+            typer.echo(f"Word {position} is not in the BIP-39 English list."
+                       + (f" Close words: {', '.join(close)}." if close else ""), err=True)
+            word = typer.prompt(f"Retype word {position}", hide_input=True, default="", show_default=False)
+        else:
+            raise SecretProblem(f"word {position} is still not in the BIP-39 English word list",
+                                code="unknown-word", hint="compare that word with the backup and start again")
+    return Secret(" ".join(words))
+
+
+MAX_RETYPES = 3
+
+
 def read_mnemonic(mnemonic_file: Path | None, passphrase_file: Path | None = None
                   ) -> tuple[Secret, Secret | None, str]:
     """(words, BIP-39 passphrase or None, where the words came from). Typed words are followed by a
@@ -52,6 +77,8 @@ def read_mnemonic(mnemonic_file: Path | None, passphrase_file: Path | None = Non
                         option="--mnemonic-file", label="Mnemonic words")
     if words is None:
         raise SecretProblem("no mnemonic words given", hint="type the words of the backup")
+    if mnemonic_file is None:
+        words = fix_typed_words(words)
     if passphrase_file is not None or mnemonic_file is None:
         passphrase = read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
                                  label="BIP-39 passphrase (Enter for none)", optional=True)

@@ -84,7 +84,8 @@ def decode_compact(data: Secret) -> Secret:
 
 
 def decode(payload: Secret) -> Secret:
-    """The mnemonic of either format: 48/96 ASCII digits are Standard, 16/32 bytes are Compact."""
+    """The mnemonic of either format: 48/96 ASCII digits are Standard, 16/32 bytes are Compact
+    (the lengths never overlap, so raw bytes from a scanner are enough to tell them apart)."""
     value = payload.reveal()
     if isinstance(value, str):
         return decode_standard(payload)

@@ -35,6 +35,10 @@ class QRDecoder(Protocol):
         """The text of each QR code found in ``image`` (possibly none), in the order found."""
         ...
 
+    def decode_bytes(self, image: Any) -> list[bytes]:
+        """The raw bytes of each QR code found (a CompactSeedQR is binary, not text)."""
+        ...
+
 
 def grayscale(image: Any) -> Any:
     """``image`` as a 2-D uint8 array: both decoders work on luminance, and it halves the copy."""
@@ -70,6 +74,10 @@ class ZXingDecoder:
         found = self._zxing.read_barcodes(grayscale(image), formats=self._formats)
         return [barcode.text for barcode in found if barcode.valid and barcode.text]
 
+    def decode_bytes(self, image: Any) -> list[bytes]:
+        found = self._zxing.read_barcodes(grayscale(image), formats=self._formats)
+        return [bytes(barcode.bytes) for barcode in found if barcode.valid and barcode.bytes]
+
 
 class ZBarDecoder:
     """pyzbar over the system libzbar, QR codes only."""
@@ -90,8 +98,13 @@ class ZBarDecoder:
         self._symbols = [ZBarSymbol.QRCODE]
 
     def decode(self, image: Any) -> list[str]:
+        return [_zbar_text(data) for data in self.decode_bytes(image)]
+
+    def decode_bytes(self, image: Any) -> list[bytes]:
+        # NOTE: zbar may re-encode binary data through its text-mode guess; coldsign reads text
+        # payloads with it, and CompactSeedQR (binary) is read with zxing (the default).
         found = self._pyzbar.decode(grayscale(image), symbols=self._symbols)
-        return [_zbar_text(symbol.data) for symbol in found if symbol.data]
+        return [symbol.data for symbol in found if symbol.data]
 
 
 def _zbar_text(data: bytes) -> str:

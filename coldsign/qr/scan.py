@@ -382,3 +382,29 @@ def _incomplete(source: FrameSource, progress: "Progress | None", frames_seen: i
             hint="capture more of the animation (let it loop at least once more) and decode again")
     error.code = "qr-incomplete"
     return error
+
+
+# --- one still code (a SeedQR) -------------------------------------------------------------
+
+def first_code(source: FrameSource, decoder: "QRDecoder", accept: Callable[[bytes], Any], *, what: str) -> Any:
+    """The first QR code in ``source`` that ``accept(raw_bytes)`` takes (returns non-None), e.g. a
+    SeedQR among other codes in view. Codes it rejects are skipped; when the source ends, BadInput
+    says how many codes were seen and ``accept``'s last complaint (a ColdsignError it raised)."""
+    seen, complaint = 0, None
+    with closing(source.frames()) as frames:  # releases a camera the moment we stop
+        for frame in frames:
+            for raw in decoder.decode_bytes(frame.image):
+                seen += 1
+                try:
+                    value = accept(raw)
+                except ColdsignError as err:
+                    complaint = err
+                    continue
+                if value is not None:
+                    return value
+    if seen == 0:
+        raise BadInput(f"no QR code found (looking for {what})", where=source.description,
+                       hint="hold the code flat, well lit and filling most of the picture")
+    raise BadInput(f"{seen} QR code(s) found, none is {what}"
+                   + (f": {complaint.message}" if complaint else ""), where=source.description,
+                   hint=complaint.hint if complaint and complaint.hint else None)
