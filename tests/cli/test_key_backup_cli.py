@@ -146,7 +146,11 @@ def test_combine_with_passphrase_file_shows_that_seeds_fingerprint(tmp_path):
     out = json.loads(result.stdout)
     expected = SeedKey.from_mnemonic(Secret(ALICE), Secret("correct horse")).fingerprint_hex
     assert out["fingerprint"] == expected != ALICE_FP
+    assert out["fingerprint_without_passphrase"] == ALICE_FP
     assert out["passphrase"] is True
+    human = run("key", "combine", *files, "--passphrase-file", str(passphrase))
+    assert human.exit_code == 0, human.output
+    assert f"master fingerprint {expected} (with the BIP-39 passphrase; {ALICE_FP} without it)" in human.stdout
 
 
 def test_combine_one_of_two_needed_exits_3_and_names_the_shortfall(tmp_path):

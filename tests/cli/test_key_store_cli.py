@@ -155,6 +155,7 @@ def test_sign_with_the_keystore(home, unsigned, files, tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["out"] == str(out)
+    assert doc["seed"] == {"fingerprint": W.seed("alice").fingerprint_hex}  # no passphrase: one fingerprint
     signed = decode_psbt(out.read_bytes())
     assert signed.txid() == psbt.txid()
     assert all(len(signed.input(i).partial_sigs) == 1 for i in range(2))
