@@ -25,6 +25,13 @@ class Limits:
     multisig_max_keys: int = 15
     mnemonic_file_max_bytes: int = 4_096
     wallet_file_max_bytes: int = 1_000_000
+    # Key ceremony files: typed dice rolls, an encrypted keystore, the custodians' roster, and the
+    # wallet setup files other coordinators write (BSMS records, Coldcard/Sparrow multisig files).
+    dice_file_max_bytes: int = 64 * 1024
+    share_file_max_bytes: int = 4_096          # a 256-bit SLIP-39 share is 33 words, under 300 bytes
+    keystore_file_max_bytes: int = 64 * 1024
+    roster_file_max_bytes: int = 1_000_000
+    wallet_setup_file_max_bytes: int = 64 * 1024
     # QR transport: the largest message a receiver assembles (also what a sender agrees to send),
     # UR fragments of one message, frames read before giving up, and the scanned media.
     qr_message_max_bytes: int = 4_000_000

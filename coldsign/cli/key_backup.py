@@ -22,8 +22,9 @@ from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, UsageProblem
 from coldsign.keys.secret import Secret
+from coldsign.limits import LIMITS
 
-SHARE_FILE_MAX_BYTES = 4_096  # NOTE: a 256-bit share is 33 words (< 300 bytes); limits.py has no field for it
+SHARE_FILE_MAX_BYTES = LIMITS.share_file_max_bytes
 SECRET_FILE_MODE = 0o600
 QR_BOX_SIZE = 10             # pixels per module of the SeedQR PNG
 QR_BORDER = 4                # quiet zone, in modules (the QR standard's minimum)

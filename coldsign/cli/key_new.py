@@ -19,9 +19,10 @@ import typer
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, Refused, SecretProblem, UsageProblem
+from coldsign.limits import LIMITS
 
 CONFIRM_WORDS = 3              # positions asked back before storing
-DICE_FILE_MAX_BYTES = 64 * 1024  # NOTE: would belong in coldsign/limits.py (not this file's owner)
+DICE_FILE_MAX_BYTES = LIMITS.dice_file_max_bytes
 CLEAR_SCREEN = "\x1b[2J\x1b[3J\x1b[H"
 
 

@@ -34,13 +34,14 @@ from pathlib import Path
 from coldsign.errors import BadInput, NotFound, Refused, SecretProblem
 from coldsign.keys.secret import Secret
 from coldsign.keys.seed import SeedKey, normalize_mnemonic
+from coldsign.limits import LIMITS
 
 VERSION = 1
 KDF_NAME = "argon2id"
 CIPHER_NAME = "xsalsa20poly1305"
 FOLDER = "keystores"
 # NOTE: a keystore holds at most a 24-word mnemonic and a passphrase; 64 KiB bounds the one read.
-KEYSTORE_MAX_BYTES = 64 * 1024
+KEYSTORE_MAX_BYTES = LIMITS.keystore_file_max_bytes
 # Longest BIP-39 passphrase accepted, so a keystore always fits under KEYSTORE_MAX_BYTES.
 PASSPHRASE_MAX_CHARS = 4_096
 KEY_BYTES = 32
