@@ -66,24 +66,35 @@ def create_psbt(wallet, coins: list[Coin], payments: list[tuple[bytes, int]], *,
     """An unsigned PSBT paying `payments` [(script_pubkey, sat)] from `coins`; the rest, less the
     fee at `fee_rate` sat/vB, to the wallet's change address `change_index` (no change output
     when that would be dust)."""
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+    if not coins:
+        raise BadInput("no coins to spend")
+    total_in = sum(c.amount_sat for c in coins)
+    change_script = wallet.script_pubkey(1, change_index) if change_index is not None else None
+    fee = math.ceil(fee_rate * estimate_vsize(wallet, len(coins), [s for s, _ in payments] +
+                                              ([change_script] if change_script else [])))
+    change = total_in - sum(a for _, a in payments) - fee
+    if change < 0:
+        raise BadInput(f"the coins hold {total_in} sat, not enough for the payments and a {fee} sat fee")
+    with_change = change_script is not None and change >= S.dust_limit(change_script)
+    return assemble_psbt(wallet, coins, payments, (change_index, change) if with_change else None,
+                         locktime=locktime)
+
+
+def assemble_psbt(wallet, coins: list[Coin], payments: list[tuple[bytes, int]],
+                  change: tuple[int, int] | None, *, locktime: int = 0):
+    """The unsigned PSBT v0 with exactly these amounts: inputs `coins` (RBF-signalling sequence),
+    outputs `payments` then, when `change` = (index, sat), the wallet's change output with its
+    derivations. Multisig wallets carry every cosigner's account xpub as a global xpub."""
     from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
     from coldsign.psbt.codec import Psbt
 
     if not coins:
         raise BadInput("no coins to spend")
-    total_in = sum(c.amount_sat for c in coins)
     outputs = list(payments)
-    change_script = wallet.script_pubkey(1, change_index) if change_index is not None else None
-    fee = math.ceil(fee_rate * estimate_vsize(wallet, len(coins), [s for s, _ in outputs] +
-                                              ([change_script] if change_script else [])))
-    change = total_in - sum(a for _, a in outputs) - fee
-    if change < 0:
-        raise BadInput(f"the coins hold {total_in} sat, not enough for the payments and a {fee} sat fee")
-    with_change = change_script is not None and change >= S.dust_limit(change_script)
-    if with_change:
-        outputs.append((change_script, change))
+    if change is not None:
+        outputs.append((wallet.script_pubkey(1, change[0]), change[1]))
     tx = Transaction(version=2, locktime=locktime,
                      vin=[TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=0xFFFFFFFD) for c in coins],
                      vout=[TransactionOutput(amount, Script(script)) for script, amount in outputs])
@@ -91,6 +102,10 @@ def create_psbt(wallet, coins: list[Coin], payments: list[tuple[bytes, int]], *,
     blob = PSBT_MAGIC + compact_size(1) + bytes([C.PSBT_GLOBAL_UNSIGNED_TX]) + compact_size(len(raw)) + raw + b"\x00"
     blob += b"\x00" * (len(coins) + len(outputs))
     psbt = Psbt.parse(blob)
+    if len(wallet.keys) > 1:
+        for key in wallet.keys:
+            psbt.globals.set(C.PSBT_GLOBAL_XPUB, key.xpub.serialize(),
+                             _origin_value(key.origin.fingerprint, key.origin.path))
     for n, coin in enumerate(coins):
         scope = psbt.inputs[n]
         if coin.previous_tx is not None:
@@ -98,6 +113,6 @@ def create_psbt(wallet, coins: list[Coin], payments: list[tuple[bytes, int]], *,
         scope.set(C.PSBT_IN_WITNESS_UTXO, b"", coin.amount_sat.to_bytes(8, "little") +
                   compact_size(len(coin.script_pubkey)) + coin.script_pubkey)
         _add_wallet_fields(scope, wallet, coin.change, coin.index, is_input=True)
-    if with_change:
-        _add_wallet_fields(psbt.outputs[len(outputs) - 1], wallet, 1, change_index, is_input=False)
+    if change is not None:
+        _add_wallet_fields(psbt.outputs[len(outputs) - 1], wallet, 1, change[0], is_input=False)
     return psbt
