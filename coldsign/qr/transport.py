@@ -20,7 +20,9 @@ from coldsign.qr.errors import NotThisFormat, QRDecodeError
 DENSITY_VERSIONS = {"low": 12, "medium": 20, "high": 30, "max": 40}
 FORMATS = ("ur", "bbqr")
 # UR type and BBQr file type of each kind of file coldsign sends.
-UR_TYPES = {"psbt": "crypto-psbt", "bytes": "bytes", "transaction": "bytes"}
+UR_TYPES = {"psbt": "crypto-psbt", "bytes": "bytes", "transaction": "bytes",
+            # account exports: the data is the type's CBOR item (coldsign.wallet.urtypes)
+            **{name: name for name in ur.REGISTRY_TYPES}}
 BBQR_TYPES = {"psbt": "P", "transaction": "T", "json": "J", "text": "U", "bytes": "B"}
 _BBQR_KINDS = {"P": "psbt", "T": "transaction", "J": "json", "U": "text", "B": "bytes", "C": "bytes"}
 
@@ -45,8 +47,12 @@ class Assembler:
     """Scanned payloads in, one message out (see the module docstring)."""
 
     def __init__(self, *, max_bytes: int = LIMITS.qr_message_max_bytes,
-                 max_frames: int = LIMITS.qr_max_frames) -> None:
+                 max_frames: int = LIMITS.qr_max_frames,
+                 ur_types: tuple[str, ...] = ur.SUPPORTED_TYPES) -> None:
+        """`ur_types`: the UR types accepted; add ur.REGISTRY_TYPES to receive account exports
+        (their Message.type is the UR type and .data its CBOR item)."""
         self.max_bytes, self.max_frames = max_bytes, max_frames
+        self.ur_types = tuple(ur_types)
         self.format: str | None = None
         self._decoder = None
         self._message: Message | None = None
@@ -80,7 +86,7 @@ class Assembler:
         """The first payload that belongs to a format fixes the format."""
         text = payload.strip()
         if text[:3].lower() == "ur:":
-            decoder, name = ur.URDecoder(), "ur"
+            decoder, name = ur.URDecoder(self.ur_types), "ur"
         elif text.startswith(bbqr.PREFIX):
             decoder, name = bbqr.BBQrDecoder(self.max_bytes), "bbqr"
         elif text[:1] == "p" and " " in text[:12]:
@@ -105,6 +111,8 @@ class Assembler:
         if self.format == "ur":
             data = d.message
             kind = "psbt" if d.ur_type in ur.PSBT_TYPES or data.startswith(textforms.PSBT_MAGIC) else "bytes"
+            if d.ur_type in ur.REGISTRY_TYPES:
+                kind = d.ur_type
         elif self.format == "bbqr":
             data, kind = d.message, _BBQR_KINDS[d.file_type]
         else:
@@ -193,7 +201,7 @@ def encode(data: bytes, *, format: str, type: str = "psbt", max_fragment: int | 
     if format == "ur":
         ur_type = UR_TYPES.get(type)
         if ur_type is None:
-            raise UsageProblem(f"UR carries psbt, transaction or bytes, not {type}")
+            raise UsageProblem(f"UR carries psbt, transaction, bytes or {', '.join(ur.REGISTRY_TYPES)}, not {type}")
         fragment = max_fragment or _ur_fragment_for(version, ur_type)
         encoder = ur.UREncoder(data, ur_type, max_fragment_len=fragment)
         payloads = [encoder.next_part() for _ in range(encoder.seq_len)]

@@ -1,7 +1,11 @@
 """Uniform Resources (BCR-2020-005): ``ur:TYPE/BYTEWORDS`` and ``ur:TYPE/SEQ-LEN/BYTEWORDS``.
 
 coldsign moves PSBTs as URs of type ``crypto-psbt`` (and accepts ``psbt`` and ``bytes``),
-whose message is one CBOR byte string. A multi-part UR carries one fountain part
+whose message is one CBOR byte string. The registry types of account exports
+(``crypto-output``, ``crypto-account``, ``crypto-hdkey``: :mod:`coldsign.wallet.urtypes`)
+carry a CBOR item instead: the message *is* that item, passed through here as bytes and
+checked by their own strict decoder. Decoders accept them only when asked (``types=``).
+A multi-part UR carries one fountain part
 (:mod:`coldsign.qr.fountain`) as the CBOR array ``[seqNum, seqLen, messageLen, checksum,
 data]`` in minimal Bytewords. The encoder emits UPPER CASE, which QR alphanumeric mode
 stores in 5.5 bits a character; the decoder accepts any case.
@@ -25,6 +29,8 @@ from coldsign.qr.fountain import (
 SCHEME = "ur:"
 PSBT_TYPES = ("crypto-psbt", "psbt")
 SUPPORTED_TYPES = ("crypto-psbt", "psbt", "bytes")
+# Types whose message is a CBOR item (a map or a tagged item), not a byte string.
+REGISTRY_TYPES = ("crypto-output", "crypto-account", "crypto-hdkey")
 DEFAULT_MAX_FRAGMENT_LEN = 200
 # A single-part UR of the largest message, in minimal bytewords, plus the header: longer
 # text is refused before it is lowered or split.
@@ -128,7 +134,10 @@ def decode_part(cbor: bytes, where: str = "part") -> FountainPart:
 
 
 def unwrap_message(cbor: bytes, ur_type: str) -> bytes:
-    """The payload of a ``crypto-psbt``/``psbt``/``bytes`` message: one CBOR byte string."""
+    """The payload of a ``crypto-psbt``/``psbt``/``bytes`` message: one CBOR byte string.
+    A registry type's message is its CBOR item itself (returned unchanged)."""
+    if ur_type in REGISTRY_TYPES:
+        return bytes(cbor)
     reader = CborReader(cbor, f"ur:{ur_type} message")
     payload = reader.byte_string("message byte string")
     reader.end()
@@ -137,18 +146,24 @@ def unwrap_message(cbor: bytes, ur_type: str) -> bytes:
 
 # --- encoding -----------------------------------------------------------------------------
 
-def _check_type(ur_type: str) -> str:
+def _check_type(ur_type: str, types: tuple[str, ...] = SUPPORTED_TYPES) -> str:
     lowered = ur_type.lower()
-    if lowered not in SUPPORTED_TYPES:
+    if lowered not in types:
         raise QRDecodeError(f"UR type {ur_type!r} is not supported "
-                            f"(expected one of {', '.join(SUPPORTED_TYPES)})")
+                            f"(expected one of {', '.join(types)})")
     return lowered
 
 
+def _message_cbor(message: bytes, ur_type: str) -> bytes:
+    """What the UR carries: a byte string around the payload, or a registry type's CBOR item."""
+    return bytes(message) if ur_type in REGISTRY_TYPES else cbor_bytes(message)
+
+
 def encode_single(message: bytes, ur_type: str = "crypto-psbt") -> str:
-    """The whole message as one UR string, upper case."""
-    ur_type = _check_type(ur_type)
-    body = bytewords.encode(cbor_bytes(message), bytewords.Style.MINIMAL)
+    """The whole message as one UR string, upper case. For a registry type (REGISTRY_TYPES)
+    `message` is the CBOR item, already encoded."""
+    ur_type = _check_type(ur_type, SUPPORTED_TYPES + REGISTRY_TYPES)
+    body = bytewords.encode(_message_cbor(message, ur_type), bytewords.Style.MINIMAL)
     return f"{SCHEME}{ur_type}/{body}".upper()
 
 
@@ -164,9 +179,9 @@ class UREncoder:
     def __init__(self, message: bytes, ur_type: str = "crypto-psbt",
                  max_fragment_len: int = DEFAULT_MAX_FRAGMENT_LEN, first_seq_num: int = 0,
                  min_fragment_len: int = 10):
-        self.ur_type = _check_type(ur_type)
+        self.ur_type = _check_type(ur_type, SUPPORTED_TYPES + REGISTRY_TYPES)
         self._message = bytes(message)
-        self._fountain = FountainEncoder(cbor_bytes(self._message), max_fragment_len,
+        self._fountain = FountainEncoder(_message_cbor(self._message, self.ur_type), max_fragment_len,
                                          first_seq_num, min_fragment_len)
 
     @property
@@ -189,11 +204,11 @@ class UREncoder:
 
 # --- decoding -----------------------------------------------------------------------------
 
-def parse_ur(text: str) -> tuple[str, list[str]]:
+def parse_ur(text: str, types: tuple[str, ...] = SUPPORTED_TYPES) -> tuple[str, list[str]]:
     """Split a UR string into its lower-case type and path components.
 
     Raises NotThisFormat when the text is not a UR at all (an unrelated QR code), and
-    QRDecodeError when it is a UR but malformed or of an unsupported type.
+    QRDecodeError when it is a UR but malformed or of a type not in `types`.
     """
     if not isinstance(text, str) or not text[:3].lower() == SCHEME:
         raise NotThisFormat("not a UR: the text does not start with 'ur:'")
@@ -203,15 +218,15 @@ def parse_ur(text: str) -> tuple[str, list[str]]:
     ur_type = components[0]
     if not _TYPE_RE.fullmatch(ur_type):
         raise QRDecodeError(f"UR type {ur_type!r} has characters other than a-z, 0-9 and '-'")
-    _check_type(ur_type)
+    _check_type(ur_type, types)
     if len(components) not in (2, 3):
         raise QRDecodeError(f"a UR has 2 or 3 path components after 'ur:', found {len(components)}")
     return ur_type, components[1:]
 
 
-def decode_single(text: str) -> tuple[str, bytes]:
-    """Decode a single-part UR to (type, payload bytes)."""
-    ur_type, rest = parse_ur(text)
+def decode_single(text: str, types: tuple[str, ...] = SUPPORTED_TYPES) -> tuple[str, bytes]:
+    """Decode a single-part UR to (type, payload bytes); a registry type's payload is its CBOR."""
+    ur_type, rest = parse_ur(text, types)
     if len(rest) != 1:
         raise QRDecodeError("this is one part of a multi-part UR; use URDecoder")
     return ur_type, unwrap_message(bytewords.decode(rest[0]), ur_type)
@@ -224,9 +239,11 @@ class URDecoder:
     redundant part, and raises: NotThisFormat for text that is not a UR (the caller may
     skip it), QRDecodeError for a malformed part, a part of another message or type, or a
     part contradicting earlier ones. A refused part leaves the decoder unchanged.
+    `types` are the UR types accepted (add REGISTRY_TYPES to receive account exports).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, types: tuple[str, ...] = SUPPORTED_TYPES) -> None:
+        self._types = tuple(types)
         self._fountain = FountainDecoder()
         self._type: str | None = None
         self._cbor: bytes | None = None
@@ -234,7 +251,7 @@ class URDecoder:
         self._single_seen = 0
 
     def receive(self, text: str) -> bool:
-        ur_type, rest = parse_ur(text)
+        ur_type, rest = parse_ur(text, self._types)
         if self._type is not None and ur_type != self._type:
             raise QRDecodeError(f"part of type ur:{ur_type} while decoding ur:{self._type}",
                                 hint="show one message at a time, or restart the scan")
