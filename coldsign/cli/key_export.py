@@ -111,7 +111,7 @@ def export(
 
     The path is the standard one of the script type (wpkh 84h, sh-wpkh 49h, tr 86h, wsh-multi
     BIP-48 48h/COINh/ACCOUNTh/2h; COIN is 1 off mainnet) unless --path gives another. Single-sig
-    types export the whole descriptor; wsh-multi exports the key expression [fp/path]tpub... that
+    types export the whole descriptor; wsh-multi exports the key expression \\[fp/path]tpub... that
     the coordinator puts into sortedmulti(). The export goes to stdout (so `> file` works).
 
     Example: coldsign --network regtest key export --keystore alice --script-type wsh-multi --format ur --frames-dir qr/
