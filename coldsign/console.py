@@ -79,9 +79,22 @@ def seed_line(fingerprints: dict) -> Text:
 
 
 def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:
+    """A wallet as custodians compare it with each other (BIP-129 asks every signer to show the
+    first address, M, N and its own key position): header, policy, keys, first address, seed key."""
     console.print(Text.assemble((title, "bold"), f"  {doc['name']}  ({doc['network']})"))
-    console.print(f"policy:     {doc['policy']} ({doc['kind']})")
+    count = len(doc["keys"])
+    if doc.get("threshold") is not None:
+        console.print(f"policy:     {doc['policy']} ({doc['kind']}): M = {doc['threshold']} signatures "
+                      f"of N = {count} keys")
+    else:
+        console.print(f"policy:     {doc['policy']} ({doc['kind']})")
     console.print(f"created:    {doc['created']}")
+    if doc.get("source") and doc["source"] != "descriptor":
+        origin = {"bsms": "BSMS (BIP-129) descriptor record", "coldcard": "Coldcard/Sparrow multisig file"}
+        console.print(f"from:       {origin.get(doc['source'], doc['source'])}"
+                      + (f" named {doc['file_name']!r}" if doc.get("file_name") else ""))
+    if doc.get("bsms"):
+        console.print(f"paths:      {doc['bsms']['path_restrictions']}; the record's first address matches")
     console.print(f"descriptor: {doc['descriptor']}", soft_wrap=True)
     table = Table("#", "fingerprint", "path")
     table.add_column("xpub", overflow="fold")
@@ -91,8 +104,9 @@ def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:
     if doc.get("first_address"):
         console.print(Text.assemble("first receive address: ", (doc["first_address"], "bold")))
     if doc.get("seed_key"):
-        console.print(f"this seed holds key {doc['seed_key']['position']} "
-                      f"(fingerprint {doc['seed_key']['fingerprint']})")
+        console.print(Text.assemble("this seed holds ", (f"key {doc['seed_key']['position']} of {count}", "bold"),
+                                    f" (fingerprint {doc['seed_key']['fingerprint']}, "
+                                    f"path {doc['seed_key']['path']})"))
 
 
 def render_wallet_list(doc: dict, folder, console: Console = _out) -> None:

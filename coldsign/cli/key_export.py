@@ -63,12 +63,12 @@ def _write_frames(transmission, frames_dir: Path, overwrite: bool) -> int:
 
 
 def _check_options(fmt: ExportFormat, script_type: ScriptType | None, path: str | None,
-                   ur_type: URType | None, frames_dir: Path | None, token: str | None,
+                   ur_type: URType | None, frames_dir: Path | None, token: Path | None,
                    description: str | None) -> None:
     if fmt is not ExportFormat.ur and (ur_type is not None or frames_dir is not None):
         raise UsageProblem("--ur-type, --frames-dir and --max-fragment go with --format ur")
     if fmt is not ExportFormat.bsms and (token is not None or description is not None):
-        raise UsageProblem("--token and --description go with --format bsms")
+        raise UsageProblem("--token-file and --description go with --format bsms")
     whole_account = fmt is ExportFormat.json or ur_type is URType.crypto_account
     if whole_account and (path is not None or script_type is not None):
         raise UsageProblem(f"{'--format json' if fmt is ExportFormat.json else '--ur-type crypto-account'} "
@@ -101,8 +101,8 @@ def export(
     max_fragment: Annotated[Optional[int], typer.Option("--max-fragment", min=10, max=10_000, help="with "
                             "--format ur: bytes of a UR fragment (smaller QR codes, more parts)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace frames already in --frames-dir")] = False,
-    token: Annotated[Optional[str], typer.Option("--token", help="with --format bsms: the coordinator's "
-                                                 "hex token (default 00: no token)")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="with --format bsms: file holding "
+                          "the coordinator's TOKEN, hex or decimal (default: 00, no token)")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="with --format bsms: the "
                                                        "signer's description")] = None,
     json_flag: JsonFlag = False,
@@ -122,7 +122,7 @@ def export(
     settings = settings_of(ctx, json_flag)
     network = settings.require_network()
     _check_options(fmt, script_type, path, ur_type, frames_dir if max_fragment is None else Path(),
-                   token, description)
+                   token_file, description)
     kind = (script_type or (ScriptType.wsh_multi if fmt is ExportFormat.bsms else ScriptType.wpkh)).value
     key_path = X.parse_account_path(path, network) if path is not None else X.standard_path(kind, network, account)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
@@ -166,7 +166,10 @@ def export(
             doc["frames"] = _write_frames(transmission, frames_dir, overwrite)
             doc["frames_dir"] = str(frames_dir)
     elif fmt is ExportFormat.bsms:
-        exported = _bsms_record(seed, key_path, network, token or "00", description or "")
+        from coldsign.cli.secrets import read_bsms_token
+
+        token = read_bsms_token(token_file) if token_file is not None else "00"
+        exported = _bsms_record(seed, key_path, network, token, description or "")
         doc["bsms"] = exported
         note = f"BSMS signer record (round 1) for {doc['path']}"
     if out is not None:
@@ -189,12 +192,8 @@ def export(
 
 
 def _bsms_record(seed, path: tuple[int, ...], network, token: str, description: str) -> str:
-    try:
-        from coldsign.wallet.bsms import signer_record
-    except ModuleNotFoundError as err:  # the BSMS module is another part of issue 4
-        if err.name != "coldsign.wallet.bsms":
-            raise
-        raise EnvironmentProblem("BSMS export is not available in this build") from err
+    from coldsign.wallet.bsms import signer_record
+
     return signer_record(seed, path, network, token=token, description=description).rstrip("\n")
 
 

@@ -99,6 +99,18 @@ PasswordFileOpt = Annotated[Optional[Path], typer.Option("--password-file", help
                             "password (else a no-echo prompt)")]
 
 
+def read_bsms_token(path: Path) -> str:
+    """The BSMS (BIP-129) TOKEN from a file: hex (00, 16 or 32 digits) or the decimal form BIP-129
+    recommends. A token is a secret of the wallet setup: never an option value."""
+    from coldsign.keys.seed import read_secret_file
+    from coldsign.wallet import bsms
+
+    text = read_secret_file(path, what="BSMS token file").reveal().strip()
+    if text.isdigit() and len(text) not in (2, 16, 32):
+        return bsms.token_from_decimal(text)
+    return bsms.check_token(text)
+
+
 def check_seed_options(keystore_name: str | None, mnemonic_file: Path | None, passphrase_file: Path | None,
                        password_file: Path | None) -> None:
     """UsageProblem for contradictory seed options, before anything is read."""

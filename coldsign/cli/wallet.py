@@ -1,4 +1,4 @@
-"""`coldsign wallet register | list | show | address`: thin wiring over coldsign.wallet."""
+"""`coldsign wallet register | list | show | address | export`: thin wiring over coldsign.wallet."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt, read_bsms_token
+from coldsign.limits import LIMITS
 from coldsign.console import render_address, render_wallet, render_wallet_list
 
 app = typer.Typer(no_args_is_help=True, help="Register the wallets this signer signs for and show their addresses.")
@@ -17,42 +19,58 @@ app = typer.Typer(no_args_is_help=True, help="Register the wallets this signer s
 def register_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="wallet name: 1-64 of A-Z a-z 0-9 _ -")],
-    descriptor: Annotated[str, typer.Option("--descriptor", help="descriptor with /<0;1>/* keys, "
-                                            "or the receive (/0/*) one with --change-descriptor")],
+    descriptor: Annotated[Optional[str], typer.Option("--descriptor", help="descriptor with /<0;1>/* keys, "
+                                                      "or the receive (/0/*) one with --change-descriptor")] = None,
     change_descriptor: Annotated[Optional[str], typer.Option("--change-descriptor",
                                                              help="the change (/1/*) descriptor")] = None,
-    mnemonic_file: Annotated[Optional[Path], typer.Option("--mnemonic-file", help="check that this seed "
-                                                          "holds one of the wallet's keys")] = None,
-    passphrase_file: Annotated[Optional[Path], typer.Option("--passphrase-file",
-                                                            help="BIP-39 passphrase file")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="a BSMS (BIP-129) descriptor record, a "
+                                                 "Coldcard/Sparrow multisig file, or a file holding a descriptor")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="file holding the BSMS TOKEN "
+                                                       "(hex or decimal) of an encrypted record")] = None,
+    keystore: KeystoreOpt = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    password_file: PasswordFileOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
-    """Register a wallet descriptor under a name (checksum, origins and network checked).
+    """Register a wallet under a name (checksum, origins and network checked), from a descriptor or a
+    setup file. With a seed (--mnemonic-file or --keystore) it also checks the seed holds one of the
+    keys and shows which: compare the first address, M of N and key positions with the other custodians.
 
     Example: coldsign --network regtest wallet register --name vault
-    --descriptor "wsh(sortedmulti(2,[d34db33f/48h/1h/0h/2h]tpubD.../<0;1>/*,...))#checksum"
+    --descriptor "wsh(sortedmulti(2,\\[d34db33f/48h/1h/0h/2h]tpubD.../<0;1>/*,...))#checksum"
     --mnemonic-file words.txt
+
+    Example: coldsign --network regtest wallet register --name vault --file vault.bsms --keystore alice
     """
+    from coldsign.errors import UsageProblem
     from coldsign.wallet import registry
 
     settings = settings_of(ctx, json_flag)
     network = settings.require_network()
-    seed = None
-    if mnemonic_file is not None:
-        from coldsign.cli.secrets import read_mnemonic
-        from coldsign.keys.seed import SeedKey
-
-        words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
-        seed = SeedKey.from_mnemonic(words, passphrase, where=where)
-    elif passphrase_file is not None:
-        from coldsign.errors import UsageProblem
-
+    if (descriptor is None) == (file is None):
+        raise UsageProblem("give the wallet as --descriptor TEXT or --file FILE (one of them)")
+    if change_descriptor is not None and descriptor is None:
+        raise UsageProblem("--change-descriptor goes with --descriptor")
+    if token_file is not None and file is None:
+        raise UsageProblem("--token-file is for an encrypted BSMS record given with --file")
+    if passphrase_file is not None and mnemonic_file is None and keystore is None:
         raise UsageProblem("--passphrase-file needs --mnemonic-file")
+    seed = None
+    if keystore is not None or mnemonic_file is not None or password_file is not None:
+        from coldsign.cli.secrets import load_seed
+
+        seed = load_seed(settings.home, keystore, mnemonic_file, passphrase_file, password_file)
+    source, extra = "descriptor", {}
+    if file is not None:
+        source, descriptor, change_descriptor, extra = _read_setup_file(file, token_file, network)
     existed = registry.wallet_path(settings.home, name).exists()
     registration = registry.register(settings.home, name, descriptor, network,
                                      change_descriptor=change_descriptor, seed=seed)
     doc = registration.to_json()
     doc["registered"] = not existed
+    doc["source"] = source
+    doc.update(extra)
     doc["first_address"] = registration.descriptor.address(0, 0)
     if seed is not None:
         key = registry.seed_key_in(registration.descriptor, seed)
@@ -61,6 +79,44 @@ def register_cmd(
                            "path": key.origin.path_str()}
     title = "Registered wallet" if doc["registered"] else "Already registered (unchanged)"
     emit(settings, doc, lambda: render_wallet(doc, title=title))
+
+
+# A wallet setup file: a descriptor, a BSMS record or a Coldcard file are a few KiB at most.
+SETUP_FILE_MAX_BYTES = LIMITS.wallet_setup_file_max_bytes
+
+
+def _read_setup_file(path: Path, token_file: Path | None, network) -> tuple[str, str, str | None, dict]:
+    """(source, descriptor text, change descriptor text or None, extra JSON) of a setup file:
+    a BSMS round-2 record, a Coldcard/Sparrow multisig file, or one descriptor (receive then
+    change on two lines also works). Comment lines (#) around a descriptor are ignored."""
+    from coldsign.errors import BadInput
+    from coldsign.store import read_limited
+    from coldsign.wallet import bsms, multisig_file
+
+    raw = read_limited(path, SETUP_FILE_MAX_BYTES, what="wallet setup file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput("the wallet setup file is not UTF-8 text", where=str(path)) from None
+    try:
+        if bsms.is_bsms_text(text):
+            token = read_bsms_token(token_file) if token_file is not None else None
+            record = bsms.parse_descriptor_record(text, network, token=token)
+            return "bsms", record.descriptor.canonical(), None, {"bsms": record.to_json()}
+        if multisig_file.looks_like_multisig_file(text):
+            parsed = multisig_file.parse(text, network)
+            return "coldcard", parsed.descriptor.canonical(), None, {"file_name": parsed.name}
+    except BadInput as e:  # DescriptorError is a BadInput too
+        e.where = f"{path}: {e.where}" if e.where else str(path)
+        raise
+    if token_file is not None:
+        raise BadInput("--token-file was given but the file is not an encrypted BSMS record", where=str(path))
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if len(lines) not in (1, 2):
+        raise BadInput(f"a descriptor file holds one descriptor (or receive and change on two lines), "
+                       f"this one has {len(lines)} lines", where=str(path),
+                       hint="or give a BSMS record or a Coldcard/Sparrow multisig file")
+    return "descriptor", lines[0], lines[1] if len(lines) == 2 else None, {}
 
 
 @app.command("list")
@@ -127,3 +183,62 @@ def address_cmd(
         doc["redeem_script"] = scripts.redeem_script.hex()
 
     emit(settings, doc, lambda: render_address(doc, wallet.policy))
+
+
+EXPORT_FORMATS = ("descriptor", "bsms", "coldcard")
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="wallet name")],
+    fmt: Annotated[str, typer.Option("--format", help="descriptor, bsms (BIP-129 descriptor record) or "
+                                     "coldcard (Coldcard/Sparrow multisig file)")] = "descriptor",
+    out: Annotated[Optional[Path], typer.Option("--out", help="write to this file (atomically) "
+                                                "instead of stdout")] = None,
+    token_file: Annotated[Optional[Path], typer.Option("--token-file", help="encrypt the BSMS record with the "
+                                                       "TOKEN in this file (hex or decimal)")] = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Export a registered wallet for another wallet, coordinator or signer to import.
+
+    Example: coldsign wallet export vault --format coldcard --out vault.txt
+
+    Example: coldsign wallet export vault --format bsms --out vault.bsms --json
+    """
+    import hashlib
+    import sys
+
+    from coldsign.errors import UsageProblem
+    from coldsign.wallet import bsms, multisig_file, registry
+
+    settings = settings_of(ctx, json_flag)
+    if fmt not in EXPORT_FORMATS:
+        raise UsageProblem(f"unknown export format {fmt!r}", hint="use one of: " + ", ".join(EXPORT_FORMATS))
+    if token_file is not None and fmt != "bsms":
+        raise UsageProblem("--token-file encrypts a BSMS record; it goes with --format bsms")
+    registration = registry.load(settings.home, name)
+    wallet = registration.descriptor
+    if fmt == "descriptor":
+        text = wallet.canonical() + "\n"
+    elif fmt == "bsms":
+        token = read_bsms_token(token_file) if token_file is not None else bsms.NO_ENCRYPTION
+        text = bsms.descriptor_record(wallet, token=token)
+    else:
+        text = multisig_file.write(wallet, name)
+    data = text.encode()
+    doc = {"wallet": name, "network": registration.network.value, "format": fmt,
+           "encrypted": token_file is not None, "first_address": wallet.address(0, 0),
+           "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    if out is not None:
+        from coldsign.store import atomic_write
+
+        atomic_write(out, data, mode=0o644)
+        doc["out"] = str(out)
+        emit(settings, doc, lambda: typer.echo(f"wrote wallet {name} as {fmt} to {out} "
+                                               f"({doc['bytes']} bytes, sha256 {doc['sha256']})"))
+    elif settings.json:
+        doc["text"] = text
+        emit(settings, doc)
+    else:
+        sys.stdout.write(text)

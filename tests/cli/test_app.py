@@ -81,3 +81,34 @@ def test_home_and_network_come_from_the_environment(tmp_path):
                                       W.descriptor("wpkh"), "--mnemonic-file", str(words)], env=env)
     assert result.exit_code == 0, result.output
     assert (home / "wallets" / "vault.json").exists()
+
+
+def _commands(command=None, path=()):
+    """(path, click command) of every leaf command of the CLI."""
+    import typer
+
+    command = command or typer.main.get_command(app)
+    if hasattr(command, "commands"):
+        for name, sub in sorted(command.commands.items()):
+            yield from _commands(sub, path + (name,))
+    else:
+        yield path, command
+
+
+COMMANDS = list(_commands())
+
+
+@pytest.mark.parametrize("path, command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_has_help_with_an_example_and_keeps_its_brackets(path, command):
+    """`--help` exits 0, shows an example, and prints every "[...]" of the docstring and option help
+    (Rich markup would silently eat "[fp/path]" unless escaped as "\\[")."""
+    import re
+
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "Example: coldsign " in flat
+    texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+    for text in texts:
+        for bracketed in re.findall(r"(?<!\\)\[[^\]\s]+\]", text):
+            assert bracketed in flat

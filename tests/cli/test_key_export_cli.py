@@ -181,3 +181,21 @@ def test_account_range_and_network_are_required(tmp_path, words):
 def test_help_has_an_example():
     result = invoke("key", "export", "--help")
     assert result.exit_code == 0 and "Example: coldsign" in result.stdout
+
+
+def test_bsms_signer_record_encrypted_with_a_token_file(tmp_path, words):
+    """BIP-129's decimal token form, from a file (a token is never an option value): the record comes
+    out encrypted, and decrypting it with the same token gives a record whose signature verifies."""
+    from coldsign.network import Network
+    from coldsign.wallet import bsms
+
+    token = tmp_path / "token.txt"
+    token.write_text("12345678901234567890\n")
+    result = export(tmp_path / "home", words, "--format", "bsms", "--token-file", str(token))
+    assert result.exit_code == 0, result.output
+    encrypted = json.loads(result.stdout)["bsms"]
+    assert not encrypted.startswith("BSMS")
+    record = bsms.parse_signer_record(encrypted, token=bsms.token_from_decimal("12345678901234567890"))
+    assert record.key.startswith(f"[{W.seed('alice').fingerprint_hex}/48h/1h/0h/2h]")
+    refused = export(tmp_path / "home", words, "--format", "descriptor", "--token-file", str(token))
+    assert refused.exit_code == 2 and "--token-file and --description go with --format bsms" in refused.output

@@ -179,3 +179,201 @@ def test_show_prints_every_key_origin_of_the_descriptor(tmp_path):
     for name in W.COSIGNERS:
         origin = W.key_expression(name, "wsh-sortedmulti").split("]")[0] + "]"
         assert origin in flat, origin
+
+
+# ---------------------------------------------------------------- setup files and exports
+# walletkit's 2-of-3 regtest vault (alice, bob, carol at m/48h/1h/0h/2h, wsh(sortedmulti)): bob is this
+# signer; his words sit in a file, or in keystore "bob" (password "correct horse", fast Argon2id).
+
+def _kit():
+    import walletkit as W
+
+    return W
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _bsms_record(token=None):
+    from coldsign.wallet import bsms
+
+    return bsms.descriptor_record(_kit().wallet("wsh-sortedmulti"), **({"token": token} if token else {}))
+
+
+@pytest.mark.parametrize("fmt", ["bsms", "coldcard", "descriptor"])
+def test_register_from_file_shows_first_address_m_n_and_key_position(runner, home, tmp_path, fmt):
+    from coldsign.wallet import multisig_file
+
+    W = _kit()
+    wallet = W.wallet("wsh-sortedmulti")
+    text = {"bsms": _bsms_record(), "coldcard": multisig_file.write(wallet, "vault"),
+            "descriptor": "# the vault\n" + wallet.canonical() + "\n"}[fmt]
+    words = W.write_mnemonic(tmp_path, "bob")
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(_write(tmp_path, "v.txt", text)),
+                 "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 0, result.output
+    doc = one_json(result)
+    assert doc["source"] == fmt
+    assert doc["first_address"] == wallet.address(0, 0)
+    assert doc["threshold"] == 2 and len(doc["keys"]) == 3 and doc["policy"] == "2 of 3"
+    assert doc["seed_key"]["position"] == 2 and doc["seed_key"]["fingerprint"] == W.seed("bob").fingerprint_hex
+    assert doc["descriptor"] == wallet.canonical()
+    if fmt == "bsms":
+        assert doc["bsms"]["first_address_checked"] is True and doc["bsms"]["path_restrictions"] == "/0/*,/1/*"
+    if fmt == "coldcard":
+        assert doc["file_name"] == "vault"
+
+
+def test_register_bsms_human_view_with_keystore(runner, home, tmp_path, fast_kdf):
+    from coldsign.keys import keystore
+    from coldsign.keys.secret import Secret
+
+    W = _kit()
+    keystore.create(home, "bob", Secret(W.mnemonic("bob")), Secret("correct horse"))
+    password = _write(tmp_path, "pw.txt", "correct horse\n")
+    record = _write(tmp_path, "vault.bsms", _bsms_record())
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(record),
+                 "--keystore", "bob", "--password-file", str(password))
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.stdout.split())
+    assert "this seed holds key 2 of 3" in flat
+    assert "M = 2 signatures of N = 3 keys" in flat
+    assert W.wallet("wsh-sortedmulti").address(0, 0) in flat
+    assert "BSMS (BIP-129) descriptor record" in flat and "first address matches" in flat
+
+
+def test_register_bsms_first_address_mismatch_exit_4_writes_nothing(runner, home, tmp_path):
+    W = _kit()
+    wallet = W.wallet("wsh-sortedmulti")
+    lines = _bsms_record().splitlines()
+    lines[3] = wallet.address(0, 5)
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file",
+                 str(_write(tmp_path, "v.bsms", "\n".join(lines))), "--json")
+    assert result.exit_code == 4
+    error = one_json(result)["error"]
+    assert error["code"] == "first-address-mismatch"
+    assert wallet.address(0, 5) in error["message"] and wallet.address(0, 0) in error["message"]
+    assert not (home / "wallets" / "vault.json").exists()
+
+
+def test_register_encrypted_bsms_needs_the_token(runner, home, tmp_path):
+    token = "11907592390080907703"  # decimal, as BIP-129 recommends showing it
+    from coldsign.wallet import bsms
+
+    record = _write(tmp_path, "vault.dat", _bsms_record(token=bsms.token_from_decimal(token)))
+    without = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(record), "--json")
+    assert without.exit_code == 3
+    assert one_json(without)["error"]["message"] == ("this BSMS descriptor record is encrypted; "
+                                                     "its TOKEN is needed to read it")
+    wrong = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(record),
+                "--token-file", str(_write(tmp_path, "wrong.txt", "a54044308ceac9b6")), "--json")
+    assert wrong.exit_code == 5 and one_json(wrong)["error"]["code"] == "bsms-mac-mismatch"
+    right = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(record),
+                "--token-file", str(_write(tmp_path, "token.txt", token + "\n")), "--json")
+    assert right.exit_code == 0, right.output
+    assert one_json(right)["source"] == "bsms"
+
+
+def test_register_coldcard_p2sh_p2wsh_refused_exit_3_naming_file_and_line(runner, home, tmp_path):
+    from coldsign.wallet import multisig_file
+
+    text = multisig_file.write(_kit().wallet("wsh-sortedmulti"), "vault").replace("Format: P2WSH", "Format: P2SH-P2WSH")
+    path = _write(tmp_path, "cc.txt", text)
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file", str(path), "--json")
+    assert result.exit_code == 3
+    error = one_json(result)["error"]
+    assert error["where"] == str(path)
+    assert error["message"].startswith("line 6: Format P2SH-P2WSH is not supported")
+
+
+@pytest.mark.parametrize("args,message", [
+    ([], "give the wallet as --descriptor TEXT or --file FILE (one of them)"),
+    (["--descriptor", "x", "--file", "f"], "give the wallet as --descriptor TEXT or --file FILE (one of them)"),
+    (["--file", "f", "--change-descriptor", "c"], "--change-descriptor goes with --descriptor"),
+    (["--descriptor", "x", "--token-file", "t"], "--token-file is for an encrypted BSMS record given with --file"),
+])
+def test_register_usage_errors(runner, home, args, message):
+    result = run(runner, home, "wallet", "register", "--name", "vault", *args, "--json")
+    assert result.exit_code == 2
+    assert one_json(result)["error"]["message"] == message
+
+
+def test_register_descriptor_file_with_receive_and_change_lines(runner, home, tmp_path):
+    text = vault("/0/*") + "\n" + vault("/1/*") + "\n"
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file",
+                 str(_write(tmp_path, "d.txt", text)), "--json")
+    assert result.exit_code == 0, result.output
+    doc = one_json(result)
+    assert doc["source"] == "descriptor" and doc["descriptor"].startswith("wsh(sortedmulti(2,")
+
+
+@pytest.mark.parametrize("fmt", ["descriptor", "bsms", "coldcard"])
+def test_export_then_register_under_another_name_round_trips(runner, home, tmp_path, fmt):
+    W = _kit()
+    descriptor = W.descriptor("wsh-sortedmulti")
+    assert run(runner, home, "wallet", "register", "--name", "vault", "--descriptor", descriptor).exit_code == 0
+    out = tmp_path / f"vault.{fmt}"
+    exported = run(runner, home, "wallet", "export", "vault", "--format", fmt, "--out", str(out), "--json",
+                   network=None)
+    assert exported.exit_code == 0, exported.output
+    doc = one_json(exported)
+    import hashlib
+
+    assert doc["out"] == str(out) and doc["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert doc["format"] == fmt and doc["first_address"] == W.wallet("wsh-sortedmulti").address(0, 0)
+    again = run(runner, home, "wallet", "register", "--name", "copy", "--file", str(out), "--json")
+    assert again.exit_code == 0, again.output
+    copy = one_json(again)
+    assert copy["source"] == fmt
+    original = one_json(run(runner, home, "wallet", "show", "vault", "--json", network=None))
+    assert copy["descriptor"] == original["descriptor"]
+
+
+def test_export_to_stdout_and_json_text(runner, home):
+    W = _kit()
+    assert run(runner, home, "wallet", "register", "--name", "vault", "--descriptor",
+               W.descriptor("wsh-sortedmulti")).exit_code == 0
+    plain = run(runner, home, "wallet", "export", "vault", "--format", "coldcard", network=None)
+    assert plain.exit_code == 0 and plain.stdout.startswith("# Coldcard multisig setup file")
+    assert "Policy: 2 of 3" in plain.stdout
+    doc = one_json(run(runner, home, "wallet", "export", "vault", "--format", "descriptor", "--json", network=None))
+    assert doc["text"] == W.wallet("wsh-sortedmulti").canonical() + "\n" and "out" not in doc
+
+
+def test_export_encrypted_bsms_round_trip(runner, home, tmp_path):
+    W = _kit()
+    assert run(runner, home, "wallet", "register", "--name", "vault", "--descriptor",
+               W.descriptor("wsh-sortedmulti")).exit_code == 0
+    token = _write(tmp_path, "token.txt", "0102030405060708\n")
+    out = tmp_path / "vault.dat"
+    exported = run(runner, home, "wallet", "export", "vault", "--format", "bsms", "--token-file", str(token),
+                   "--out", str(out), "--json", network=None)
+    assert exported.exit_code == 0, exported.output
+    assert one_json(exported)["encrypted"] is True and "BSMS" not in out.read_text()
+    again = run(runner, home, "wallet", "register", "--name", "copy", "--file", str(out), "--token-file",
+                str(token), "--json")
+    assert again.exit_code == 0, again.output
+
+
+def test_export_coldcard_of_single_key_wallet_exit_3(runner, home):
+    W = _kit()
+    assert run(runner, home, "wallet", "register", "--name", "solo", "--descriptor", W.descriptor("wpkh")).exit_code == 0
+    result = run(runner, home, "wallet", "export", "solo", "--format", "coldcard", "--json", network=None)
+    assert result.exit_code == 3
+    assert one_json(result)["error"]["message"] == ("a Coldcard multisig file holds wsh(sortedmulti) wallets; "
+                                                    "this one is wpkh")
+
+
+def test_export_unknown_format_and_wallet(runner, home):
+    result = run(runner, home, "wallet", "export", "vault", "--format", "pdf", "--json", network=None)
+    assert result.exit_code == 2 and one_json(result)["error"]["message"] == "unknown export format 'pdf'"
+    missing = run(runner, home, "wallet", "export", "vault", "--json", network=None)
+    assert missing.exit_code == 3 and one_json(missing)["error"]["code"] == "not-found"
+
+
+def test_export_help_has_example(runner):
+    result = runner.invoke(app, ["wallet", "export", "--help"])
+    assert result.exit_code == 0 and "Example: coldsign wallet export" in result.stdout
