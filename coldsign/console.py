@@ -70,12 +70,17 @@ def render_sign_report(report, out: str, sha: str, seed: dict, console: Console 
     console.print(f"Wrote {out}  sha256 {sha}")
 
 
+def fingerprint_text(fingerprint: str, without_passphrase: str | None = None) -> str:
+    """A seed's master fingerprint as custodians compare it: with a BIP-39 passphrase, the fingerprint
+    of the bare words too, so they recognise both the wallet and the words they hold."""
+    if without_passphrase is None:
+        return fingerprint
+    return f"{fingerprint} (with the BIP-39 passphrase; {without_passphrase} without it)"
+
+
 def seed_line(fingerprints: dict) -> Text:
-    """"with the seed of master fingerprint X" and, with a BIP-39 passphrase, the fingerprint without it."""
-    line = Text.assemble("  with the seed of master fingerprint ", (fingerprints["fingerprint"], "bold"))
-    if "fingerprint_without_passphrase" in fingerprints:
-        line.append(f" (passphrase applied; without it {fingerprints['fingerprint_without_passphrase']})")
-    return line
+    return Text("  with the seed of master fingerprint " + fingerprint_text(
+        fingerprints["fingerprint"], fingerprints.get("fingerprint_without_passphrase")))
 
 
 def render_wallet(doc: dict, *, title: str, console: Console = _out) -> None:

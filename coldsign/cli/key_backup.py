@@ -72,9 +72,9 @@ def _fingerprints(mnemonic: Secret, passphrase: Secret | None, where: str) -> di
 
 
 def _fingerprint_text(doc: dict) -> str:
-    if "fingerprint_without_passphrase" in doc:
-        return f"{doc['fingerprint']} (with the BIP-39 passphrase; {doc['fingerprint_without_passphrase']} without it)"
-    return doc["fingerprint"]
+    from coldsign.console import fingerprint_text
+
+    return fingerprint_text(doc["fingerprint"], doc.get("fingerprint_without_passphrase"))
 
 
 def _write_secret(path: Path, data: bytes | str) -> None:

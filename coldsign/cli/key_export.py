@@ -131,7 +131,7 @@ def export(
     from coldsign.keys.derive import format_path
 
     doc: dict = {"format": fmt.value, "script_type": kind, "path": format_path(key_path, master=True),
-                 "fingerprint": seed.fingerprint_hex, "xpub": X.account_xpub(seed, key_path, network)}
+                 **seed.fingerprints(), "xpub": X.account_xpub(seed, key_path, network)}
     note = ""
     if fmt is ExportFormat.json:
         coldcard = X.coldcard_json(seed, network, account)
@@ -186,7 +186,10 @@ def export(
             typer.echo(exported)
         extra = f"; {doc['frames']} QR frame(s) in {frames_dir}/" if "frames" in doc else ""
         where = f"; written to {out}" if out is not None else ""
-        _console().print(f"{note}, master fingerprint {seed.fingerprint_hex}{extra}{where}")
+        from coldsign.console import fingerprint_text
+
+        fingerprint = fingerprint_text(doc["fingerprint"], doc.get("fingerprint_without_passphrase"))
+        _console().print(f"{note}, master fingerprint {fingerprint}{extra}{where}")
 
     emit(settings, doc, human)
 

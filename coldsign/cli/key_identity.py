@@ -30,8 +30,10 @@ def render_identity(doc: dict) -> None:
     from rich.text import Text
 
     console = _console()
-    console.print(Text.assemble(("Identity key ", "bold"), f"{doc['path']} of seed {doc['seed_fingerprint']}"),
-                  soft_wrap=True)
+    from coldsign.console import fingerprint_text
+
+    seed = fingerprint_text(doc["seed_fingerprint"], doc.get("seed_fingerprint_without_passphrase"))
+    console.print(Text.assemble(("Identity key ", "bold"), f"{doc['path']} of seed {seed}"), soft_wrap=True)
     console.print(Text.assemble("fingerprint: ", (doc["fingerprint"], "bold")))
     console.print(Text(f"public key:  {doc['public_key']}"), soft_wrap=True)
     if "roster" in doc:
@@ -109,6 +111,8 @@ def identity(
     key = IdentityKey.from_seed(seed, index)
     doc = {"public_key": key.public_hex, "fingerprint": key.fingerprint, "path": key.path, "index": index,
            "seed_fingerprint": seed.fingerprint_hex}
+    if seed.fingerprint_without_passphrase is not None:
+        doc["seed_fingerprint_without_passphrase"] = seed.fingerprint_without_passphrase.hex()
     if roster is not None:
         custodian = rosters.Custodian(name=name, role=role, identity=key.public_key, index=index)
         updated, added = roster.add(custodian)

@@ -193,11 +193,7 @@ def new(
     mnemonic = Secret(entropy.mnemonic_of(entropy.mix(csprng_bytes(nbytes), rolls, nbytes)))
     if on_terminal:
         _show_and_confirm(mnemonic.reveal())
-    bare = SeedKey.from_mnemonic(mnemonic)
-    doc: dict = {"fingerprint": bare.fingerprint_hex}
-    if passphrase is not None:
-        doc = {"fingerprint": SeedKey.from_mnemonic(mnemonic, passphrase).fingerprint_hex,
-               "fingerprint_without_passphrase": bare.fingerprint_hex}
+    doc: dict = SeedKey.from_mnemonic(mnemonic, passphrase).fingerprints()
     doc.update({"words": words, "dice_rolls": len(rolls) if rolls else 0, "entropy_bits": nbytes * 8,
                 "dice_entropy_bits": round(entropy.entropy_bits(rolls), 1) if rolls else 0})
     if keystore_name is not None:

@@ -199,3 +199,18 @@ def test_bsms_signer_record_encrypted_with_a_token_file(tmp_path, words):
     assert record.key.startswith(f"[{W.seed('alice').fingerprint_hex}/48h/1h/0h/2h]")
     refused = export(tmp_path / "home", words, "--format", "descriptor", "--token-file", str(token))
     assert refused.exit_code == 2 and "--token-file and --description go with --format bsms" in refused.output
+
+
+def test_with_a_passphrase_both_fingerprints_are_shown(tmp_path, words):
+    phrase = tmp_path / "passphrase.txt"
+    phrase.write_text("TREZOR\n")
+    result = export(tmp_path / "home", words, "--format", "descriptor", "--passphrase-file", str(phrase))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    seed = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(W.mnemonic("alice"), "TREZOR"))
+    assert doc["fingerprint"] == seed.child(0).fingerprint.hex()
+    assert doc["fingerprint_without_passphrase"] == W.seed("alice").fingerprint_hex
+    human = invoke("--home", str(tmp_path / "home"), "--network", "regtest", "key", "export", "--mnemonic-file",
+                   str(words), "--passphrase-file", str(phrase), "--format", "descriptor")
+    assert (f"master fingerprint {doc['fingerprint']} (with the BIP-39 passphrase; "
+            f"{W.seed('alice').fingerprint_hex} without it)") in " ".join(human.stderr.split())

@@ -330,6 +330,9 @@ def boom(*args, **kwargs):
 if inject == "sign":  # after the seed is opened from the keystore
     import coldsign.psbt.sign
     coldsign.psbt.sign.sign = boom
+elif inject == "export":  # after the seed is opened, while the account is exported
+    import coldsign.keys.export
+    coldsign.keys.export.descriptor_export = boom
 elif inject == "store":  # after the words and the password are read and sealed
     import coldsign.store
     coldsign.store.atomic_write = boom
@@ -364,7 +367,15 @@ def test_nothing_secret_leaks_with_debug_and_injected_failures(home, unsigned, f
     assert signed.returncode == 0, signed.stderr
     assert json.loads(signed.stdout)["out"] == str(out)
 
-    for run in (failed_store, failed_sign, signed):
+    failed_export = run_coldsign("export", "--home", str(home), "--network", "regtest", "--debug", "key", "export",
+                                 "--keystore", "alice", "--password-file", str(files["password"]),
+                                 "--format", "descriptor")
+    assert failed_export.returncode != 0 and "RuntimeError: injected failure" in failed_export.stderr
+    exported = run_coldsign("none", "--home", str(home), "--network", "regtest", "--debug", "key", "export",
+                            "--keystore", "alice", "--password-file", str(files["password"]), "--format", "json")
+    assert exported.returncode == 0 and json.loads(exported.stdout)["xfp"] == W.seed("alice").fingerprint_hex.upper()
+
+    for run in (failed_store, failed_sign, signed, failed_export, exported):
         assert_no_secret(run.stdout)
         assert_no_secret(run.stderr)
     for path in home.rglob("*"):
