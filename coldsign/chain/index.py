@@ -54,6 +54,20 @@ class Utxo:
                 "coinbase": self.coinbase}
 
 
+@dataclass(frozen=True)
+class PaidOutput:
+    """An output of an accepted block, spent or not: `spent_by` is the spending txid or None."""
+
+    txid: str
+    vout: int
+    amount_sat: int
+    script_pubkey: bytes
+    height: int
+    coinbase: bool
+    spent_by: str | None
+    spent_height: int | None
+
+
 class ChainIndex:
     """SQLite outputs index. Not thread-safe; owned by one `RegtestChain`."""
 
@@ -103,6 +117,22 @@ class ChainIndex:
     def transaction(self, txid: str) -> bytes | None:
         row = self._db.execute("SELECT raw FROM transactions WHERE txid=?", (txid,)).fetchone()
         return bytes(row[0]) if row else None
+
+    def outputs_paid_to(self, scripts: Iterable[bytes]) -> list["PaidOutput"]:
+        """Every output any of `scripts` ever received, spent or not, ordered by height (the
+        watch half's gap limit counts a script as used once it received anything)."""
+        # NOTE: `outputs_by_script` covers unspent rows only, so a full index on the script is
+        # created on first use (idempotent; one autocommit statement).
+        self._db.execute("CREATE INDEX IF NOT EXISTS outputs_by_any_script ON outputs (script_pubkey)")
+        found: list[PaidOutput] = []
+        for script in dict.fromkeys(bytes(s) for s in scripts):
+            rows = self._db.execute(
+                "SELECT txid, vout, amount_sat, script_pubkey, height, coinbase, spent_by, "
+                "spent_height FROM outputs INDEXED BY outputs_by_any_script WHERE script_pubkey=?",
+                (script,)).fetchall()
+            found.extend(PaidOutput(r[0], r[1], r[2], bytes(r[3]), r[4], bool(r[5]), r[6], r[7])
+                         for r in rows)
+        return sorted(found, key=lambda o: (o.height, o.txid, o.vout))
 
     # -- writing -------------------------------------------------------------------------
 

@@ -227,6 +227,11 @@ class RegtestChain:
         """Unspent, confirmed outputs paying any of `scripts` (coinbase ones may be immature)."""
         return self._idx.utxos(scripts)
 
+    def outputs_paid_to(self, scripts: Iterable[bytes]):
+        """Every confirmed output ever paid to any of `scripts`, spent or not (the watch half's
+        "was this address ever used")."""
+        return self._idx.outputs_paid_to(scripts)
+
     def get_transaction(self, txid: str) -> bytes:
         """The raw transaction (with witness) from the index; NotFound if never confirmed."""
         if not re.fullmatch(r"[0-9a-fA-F]{64}", txid or ""):
@@ -254,7 +259,7 @@ class RegtestChain:
         only coins the index knows unspent (each once), and is never below zero, so a block
         with a double spend or an overspend is refused for that, not for its coinbase.
         """
-        txs = [_parse_transaction(raw, i) for i, raw in enumerate(transactions)]
+        txs = [parse_transaction(raw, i) for i, raw in enumerate(transactions)]
         tip = self.height
         block = B.assemble_block(
             prev_hash=bytes(self._entry(tip).block_hash), height=tip + 1,
@@ -390,7 +395,7 @@ class RegtestChain:
 _OPEN_TOKEN = object()
 
 
-def _parse_transaction(raw: bytes, index: int):
+def parse_transaction(raw: bytes, index: int):
     from embit.base import EmbitError
     from embit.transaction import Transaction
 

@@ -1,0 +1,377 @@
+"""The sync engine (coldsign.watch.sync) against an in-memory chain source.
+
+`MemoryChain` is a test double of the ChainSource *interface* (not of any real source): it keeps
+outputs in a dict and builds real, parseable transactions for them (walletkit.previous_tx), so
+the engine's checks of previous transactions run on real bytes. Spends are real transactions
+too (one input, paying walletkit.EXTERNAL_SCRIPT).
+
+Fixtures in words: the wallet "hot" is alice's single-key wpkh on regtest; the chain tip starts
+at height 200. Unless a test says otherwise the gap limit is 5, so a first sync with no coins
+asks about receive 0..4 and change 0..4.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import walletkit as W
+from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
+from coldsign.errors import EnvironmentProblem
+from coldsign.watch.db import Balance, WatchDB
+from coldsign.watch.sync import sync
+
+
+class MemoryChain:
+    """An in-memory ChainSource: outputs by outpoint, the transactions that made and spent them."""
+
+    description = "the in-memory test chain"
+
+    def __init__(self):
+        self.height = 200
+        self.outputs: dict[tuple[str, int], dict] = {}   # (txid, vout) -> script, amount, height, spent_by
+        self.raw: dict[str, bytes] = {}
+        self.scans: list[int] = []                       # how many scripts each scan asked about
+        self.fetches: list[str] = []
+        self._salt = 1000
+
+    # -- shaping the chain
+    def pay(self, script: bytes, amount: int, height: int | None = 150) -> str:
+        from embit.transaction import Transaction
+
+        self._salt += 1
+        raw = W.previous_tx(script, amount, self._salt)
+        txid = Transaction.parse(raw).txid().hex()
+        self.raw[txid] = raw
+        self.outputs[(txid, 0)] = {"script": script, "amount": amount, "height": height, "spent_by": None}
+        return f"{txid}:0"
+
+    def spend(self, outpoint: str) -> str:
+        from embit.script import Script
+        from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+        txid, vout = outpoint.split(":")
+        out = self.outputs[(txid, int(vout))]
+        tx = Transaction(vin=[TransactionInput(bytes.fromhex(txid), int(vout))],
+                         vout=[TransactionOutput(out["amount"] - 500, Script(W.EXTERNAL_SCRIPT))])
+        spender = tx.txid().hex()
+        self.raw[spender] = tx.serialize()
+        out["spent_by"] = spender
+        return spender
+
+    def undo(self, outpoint: str) -> None:
+        """A reorg took the transaction that created this output out of the chain."""
+        txid, vout = outpoint.split(":")
+        del self.outputs[(txid, int(vout))]
+        del self.raw[txid]
+
+    # -- ChainSource
+    def tip(self) -> Tip:
+        return Tip(self.height, f"{self.height:064x}")
+
+    def scan(self, scripts):
+        self.scans.append(len(scripts))
+        answers = []
+        for script in scripts:
+            mine = [(k, o) for k, o in sorted(self.outputs.items()) if o["script"] == script]
+            txids = [k[0] for k, _ in mine] + [o["spent_by"] for _, o in mine if o["spent_by"]]
+            unspent = tuple(Unspent(k[0], k[1], o["amount"], script, o["height"])
+                            for k, o in mine if o["spent_by"] is None)
+            answers.append(ScriptActivity(script, bool(mine), tuple(txids), unspent))
+        return answers
+
+    def transaction(self, txid: str) -> bytes:
+        self.fetches.append(txid)
+        return self.raw[txid]
+
+    def fee_rate(self, target_blocks: int) -> float:
+        return 1.0
+
+    def test_accept(self, tx: bytes) -> Acceptance:
+        return Acceptance(True)
+
+    def broadcast(self, tx: bytes) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class BreaksAt(MemoryChain):
+    """Raises EnvironmentProblem at the n-th call of `method` (a source going away mid-sync)."""
+
+    def __init__(self, chain: MemoryChain, method: str, n: int):
+        self.__dict__.update(chain.__dict__)
+        self._method, self._left = method, n
+
+    def _tick(self, method):
+        if method == self._method:
+            self._left -= 1
+            if self._left == 0:
+                raise EnvironmentProblem("connection reset", where=self.description)
+
+    def scan(self, scripts):
+        self._tick("scan")
+        return super().scan(scripts)
+
+    def transaction(self, txid):
+        self._tick("transaction")
+        return super().transaction(txid)
+
+
+WALLET = W.wallet("wpkh")
+
+
+def spk(change: int, index: int) -> bytes:
+    return WALLET.script_pubkey(change, index)
+
+
+@pytest.fixture()
+def db(tmp_path):
+    with WatchDB.open(tmp_path) as opened:
+        opened.add_wallet("hot", WALLET, gap_limit=5)
+        yield opened
+
+
+@pytest.fixture()
+def chain():
+    return MemoryChain()
+
+
+def dump(db: WatchDB) -> dict:
+    """Every row of every table, from a separate connection (what another process would see)."""
+    with sqlite3.connect(db.path) as conn:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+                for t in ("wallets", "scripts", "coins", "transactions", "labels", "psbts")}
+
+
+def outpoints(db: WatchDB, **kw) -> set[str]:
+    return {c.outpoint for c in db.coins("hot", **kw)}
+
+
+# -- finding coins ---------------------------------------------------------------------------
+
+def test_first_sync_finds_receive_and_change_coins(db, chain):
+    a = chain.pay(spk(0, 0), 100_000)
+    b = chain.pay(spk(0, 3), 250_000, height=160)
+    c = chain.pay(spk(1, 2), 40_000, height=None)      # change, unconfirmed
+
+    result = sync(db, "hot", chain)
+
+    assert sorted(result.new_coins) == sorted([a, b, c])
+    assert result.spent_coins == result.forgotten_coins == result.moved_coins == []
+    assert result.balance == Balance(confirmed=350_000, unconfirmed=40_000)
+    assert result.highest_used == {0: 3, 1: 2}
+    assert result.tip == Tip(200, f"{200:064x}")
+    assert result.scripts_scanned == (3 + 1 + 5) + (2 + 1 + 5)
+    coins = {x.outpoint: x for x in db.coins("hot")}
+    assert (coins[b].change, coins[b].index, coins[b].amount_sat, coins[b].height) == (0, 3, 250_000, 160)
+    assert coins[b].address == WALLET.address(0, 3)
+    assert coins[c].height is None and (coins[c].change, coins[c].index) == (1, 2)
+    # the previous transactions are kept for the PSBTs' non_witness_utxo
+    for outpoint in (a, b, c):
+        txid = outpoint.split(":")[0]
+        assert db.transaction_raw(txid) == chain.raw[txid]
+    used = {(s.change, s.index) for s in db.scripts("hot") if s.used}
+    assert used == {(0, 0), (0, 3), (1, 2)}
+    assert db.next_unused("hot", 0) == (1, WALLET.address(0, 1))
+    record = db.wallet("hot")
+    assert (record.tip_height, record.tip_hash) == (200, f"{200:064x}")
+
+
+def test_a_second_sync_with_nothing_new_changes_nothing(db, chain):
+    chain.pay(spk(0, 1), 5_000)
+    sync(db, "hot", chain)
+    before, fetched = dump(db), len(chain.fetches)
+
+    result = sync(db, "hot", chain)
+
+    assert result.new_coins == result.spent_coins == result.moved_coins == []
+    assert dump(db) == before
+    assert len(chain.fetches) == fetched   # known previous transactions are not fetched again
+
+
+def test_taproot_wallets_fetch_no_previous_transactions(tmp_path, chain):
+    tr = W.wallet("tr")
+    chain.pay(tr.script_pubkey(0, 0), 9_000)
+    with WatchDB.open(tmp_path) as db:
+        db.add_wallet("taproot", tr)
+        result = sync(db, "taproot", chain)
+        assert len(result.new_coins) == 1 and result.balance.confirmed == 9_000
+    assert chain.fetches == []
+
+
+# -- the gap limit ---------------------------------------------------------------------------
+
+def test_gap_limit_edges_with_nothing_used_yet(db, chain):
+    edge = chain.pay(spk(0, 4), 1_000)        # index gap_limit - 1: the last one asked about
+    beyond = chain.pay(spk(1, 5), 2_000)      # index gap_limit: one past the gap
+    result = sync(db, "hot", chain)
+    assert result.new_coins == [edge]
+    assert beyond not in outpoints(db)
+    assert result.highest_used == {0: 4, 1: None}
+    assert max(s.index for s in db.scripts("hot", 1)) == 4
+
+
+def test_a_coin_past_the_gap_is_found_once_the_gap_moves(db, chain):
+    chain.pay(spk(0, 2), 1_000)                   # last used: 2, so 3..7 form the gap
+    at_edge = chain.pay(spk(0, 7), 2_000)         # last used + gap_limit: found
+    result = sync(db, "hot", chain)
+    assert at_edge in result.new_coins and result.highest_used[0] == 7   # ...and extends the scan to 12
+
+    far = chain.pay(spk(0, 14), 3_000)            # last used (7) + gap_limit + 2: not found
+    assert far not in sync(db, "hot", chain).new_coins
+    assert max(s.index for s in db.scripts("hot", 0)) == 12
+
+    chain.pay(spk(0, 9), 4_000)                   # a payment closer in moves the gap to 10..14
+    result = sync(db, "hot", chain)
+    assert far in result.new_coins and result.highest_used[0] == 14
+
+
+def test_scripts_are_asked_in_batches_no_larger_than_the_batch(db, chain, monkeypatch):
+    from coldsign.watch import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "SCAN_BATCH", 3)
+    chain.pay(spk(0, 4), 1_000)   # the last of the first gap: the scan goes on to 9
+    done = []
+    sync(db, "hot", chain, gap_limit=5, progress=lambda d, t: done.append((d, t)))
+    assert max(chain.scans) == 3
+    assert chain.scans == [3, 2, 3, 2, 3, 2]   # receive 0..9, change 0..4
+    assert [d for d, _ in done] == sorted(d for d, _ in done)
+    assert done[-1] == (15, 15)
+    assert all(d <= t for d, t in done)
+
+
+# -- coins that move -------------------------------------------------------------------------
+
+def test_a_coin_spent_between_syncs(db, chain):
+    kept = chain.pay(spk(0, 0), 100_000)
+    gone = chain.pay(spk(0, 1), 60_000)
+    sync(db, "hot", chain)
+    spender = chain.spend(gone)
+
+    result = sync(db, "hot", chain)
+
+    assert result.spent_coins == [gone] and result.new_coins == []
+    assert result.balance == Balance(100_000, 0)
+    assert outpoints(db) == {kept}
+    [spent] = [c for c in db.coins("hot", include_spent=True) if c.outpoint == gone]
+    assert spent.spent_by == spender
+
+
+def test_reorg_like_changes_move_confirm_and_forget_coins(db, chain):
+    moved = chain.pay(spk(0, 0), 10_000, height=150)
+    to_mempool = chain.pay(spk(0, 1), 20_000, height=151)
+    undone = chain.pay(spk(0, 2), 30_000, height=152)
+    confirmed_later = chain.pay(spk(1, 0), 40_000, height=None)
+    sync(db, "hot", chain)
+    assert db.balance("hot") == Balance(60_000, 40_000)
+
+    chain.outputs[tuple_of(moved)]["height"] = 149
+    chain.outputs[tuple_of(to_mempool)]["height"] = None
+    chain.outputs[tuple_of(confirmed_later)]["height"] = 153
+    chain.undo(undone)
+    result = sync(db, "hot", chain)
+
+    assert sorted(result.moved_coins) == sorted([moved, to_mempool, confirmed_later])
+    assert result.forgotten_coins == [undone]
+    assert result.balance == Balance(confirmed=50_000, unconfirmed=20_000)
+    heights = {c.outpoint: c.height for c in db.coins("hot", include_spent=True)}
+    assert heights == {moved: 149, to_mempool: None, confirmed_later: 153}
+    assert db._conn.execute("SELECT height FROM transactions WHERE txid=?",
+                            (moved.split(":")[0],)).fetchone() == (149,)
+    # the address once paid stays used: it is not handed out again
+    assert db.next_unused("hot", 0) == (3, WALLET.address(0, 3))
+
+
+def test_a_spend_undone_by_a_reorg_makes_the_coin_unspent_again(db, chain):
+    coin = chain.pay(spk(0, 0), 10_000)
+    sync(db, "hot", chain)
+    spender = chain.spend(coin)
+    sync(db, "hot", chain)
+    assert db.balance("hot").total == 0
+    chain.outputs[tuple_of(coin)]["spent_by"] = None
+    del chain.raw[spender]
+
+    result = sync(db, "hot", chain)
+
+    assert result.moved_coins == [coin]
+    assert [(c.outpoint, c.spent_by) for c in db.coins("hot")] == [(coin, None)]
+
+
+def tuple_of(outpoint: str) -> tuple[str, int]:
+    txid, vout = outpoint.split(":")
+    return txid, int(vout)
+
+
+# -- failures change nothing -----------------------------------------------------------------
+
+@pytest.mark.parametrize("method, n", [("scan", 1), ("scan", 2), ("transaction", 1), ("transaction", 3)])
+def test_a_source_failing_mid_sync_leaves_the_database_unchanged(db, chain, method, n):
+    chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    for i in range(3):
+        chain.pay(spk(0, 1 + i), 1_000 * (i + 1))
+    chain.pay(spk(1, 0), 7_000)
+    before = dump(db)
+
+    with pytest.raises(EnvironmentProblem) as err:
+        sync(db, "hot", BreaksAt(chain, method, n))
+
+    assert err.value.message == "connection reset"
+    assert dump(db) == before
+    result = sync(db, "hot", chain)   # the next sync finds everything, once
+    assert len(result.new_coins) == 4 and result.balance.total == 100_000 + 6_000 + 7_000
+
+
+def test_a_progress_callback_that_raises_aborts_without_writing(db, chain):
+    chain.pay(spk(0, 0), 100_000)
+    before = dump(db)
+
+    def interrupted(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sync(db, "hot", chain, progress=interrupted)
+    assert dump(db) == before
+
+
+# -- answers that make no sense --------------------------------------------------------------
+
+class Lies(MemoryChain):
+    def __init__(self, chain: MemoryChain, lie: str):
+        self.__dict__.update(chain.__dict__)
+        self.lie = lie
+
+    def scan(self, scripts):
+        answers = super().scan(scripts)
+        if self.lie == "count":
+            return answers[:-1]
+        if self.lie == "other-script":
+            first = answers[0]
+            coin = first.unspent[0]
+            wrong = Unspent(coin.txid, coin.vout, coin.amount_sat, spk(0, 99), coin.height)
+            return [ScriptActivity(first.script_pubkey, True, first.txids, (wrong,))] + answers[1:]
+        return answers
+
+    def transaction(self, txid):
+        raw = super().transaction(txid)
+        if self.lie == "previous-amount":
+            return W.previous_tx(spk(0, 0), 1, 1)
+        return raw
+
+
+@pytest.mark.parametrize("lie, message", [
+    ("count", "the chain source answered nonsense: 4 answers for 5 scripts"),
+    ("other-script", "does not pay the script it is listed for"),
+    ("previous-amount", "the chain source answered nonsense: asked for transaction"),
+])
+def test_nonsense_from_the_source_is_an_environment_problem(db, chain, lie, message):
+    chain.pay(spk(0, 0), 100_000)
+    before = dump(db)
+    with pytest.raises(EnvironmentProblem) as err:
+        sync(db, "hot", Lies(chain, lie))
+    assert message in err.value.message
+    assert err.value.where == "the in-memory test chain"
+    assert dump(db) == before
