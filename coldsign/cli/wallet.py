@@ -63,7 +63,9 @@ def register_cmd(
         seed = load_seed(settings.home, keystore, mnemonic_file, passphrase_file, password_file)
     source, extra = "descriptor", {}
     if file is not None:
-        source, descriptor, change_descriptor, extra = _read_setup_file(file, token_file, network)
+        setup = _read_setup_file(file, token_file, network)
+        source, descriptor, change_descriptor, extra = (setup.source, setup.descriptor, setup.change_descriptor,
+                                                        setup.extra)
     existed = registry.wallet_path(settings.home, name).exists()
     registration = registry.register(settings.home, name, descriptor, network,
                                      change_descriptor=change_descriptor, seed=seed)
@@ -85,38 +87,23 @@ def register_cmd(
 SETUP_FILE_MAX_BYTES = LIMITS.wallet_setup_file_max_bytes
 
 
-def _read_setup_file(path: Path, token_file: Path | None, network) -> tuple[str, str, str | None, dict]:
-    """(source, descriptor text, change descriptor text or None, extra JSON) of a setup file:
-    a BSMS round-2 record, a Coldcard/Sparrow multisig file, or one descriptor (receive then
-    change on two lines also works). Comment lines (#) around a descriptor are ignored."""
+def _read_setup_file(path: Path, token_file: Path | None, network):
+    """The wallet a setup file holds (coldsign.wallet.setupfile), errors located at the file."""
     from coldsign.errors import BadInput
     from coldsign.store import read_limited
-    from coldsign.wallet import bsms, multisig_file
+    from coldsign.wallet.setupfile import parse_setup_text
 
     raw = read_limited(path, SETUP_FILE_MAX_BYTES, what="wallet setup file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadInput("the wallet setup file is not UTF-8 text", where=str(path)) from None
+    token = read_bsms_token(token_file) if token_file is not None else None
     try:
-        if bsms.is_bsms_text(text):
-            token = read_bsms_token(token_file) if token_file is not None else None
-            record = bsms.parse_descriptor_record(text, network, token=token)
-            return "bsms", record.descriptor.canonical(), None, {"bsms": record.to_json()}
-        if multisig_file.looks_like_multisig_file(text):
-            parsed = multisig_file.parse(text, network)
-            return "coldcard", parsed.descriptor.canonical(), None, {"file_name": parsed.name}
+        return parse_setup_text(text, network, token=token)
     except BadInput as e:  # DescriptorError is a BadInput too
         e.where = f"{path}: {e.where}" if e.where else str(path)
         raise
-    if token_file is not None:
-        raise BadInput("--token-file was given but the file is not an encrypted BSMS record", where=str(path))
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    if len(lines) not in (1, 2):
-        raise BadInput(f"a descriptor file holds one descriptor (or receive and change on two lines), "
-                       f"this one has {len(lines)} lines", where=str(path),
-                       hint="or give a BSMS record or a Coldcard/Sparrow multisig file")
-    return "descriptor", lines[0], lines[1] if len(lines) == 2 else None, {}
 
 
 @app.command("list")

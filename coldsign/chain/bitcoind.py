@@ -1,0 +1,518 @@
+"""Bitcoin Core over JSON-RPC as a chain source (`--source bitcoind://…`).
+
+Two ways to learn what the wallet's scripts hold, chosen by the URL:
+
+- **UTXO-set mode** (no `/wallet/NAME`): `scantxoutset start [raw(HEX)…]`. Needs nothing from the
+  node but a synced chainstate (pruned nodes work), and finds every *confirmed* coin the scripts
+  hold now. It cannot see history: a script that received coins which were all spent since looks
+  exactly like a script never used, so gap-limit discovery may stop early after a wallet has
+  emptied a run of addresses, and mempool coins are invisible. `ScriptActivity.used` is "holds a
+  confirmed coin now" and `txids` are the transactions of those coins. One scan walks the whole
+  UTXO set (about a minute on mainnet), hence the longer `scan_timeout`.
+- **Watch-only wallet mode** (`/wallet/NAME`, a descriptor wallet created with private keys
+  disabled, Bitcoin Core 23 or newer): the scripts are imported once as `raw(HEX)` descriptors
+  with `importdescriptors` (the node rescans from `birthday`, a UNIX time; 0 = the whole chain),
+  then `listreceivedbyaddress` gives every transaction that ever paid each script (so `used` is
+  exact, spent or not) and `listunspent` the coins now, mempool included (`height` None). The
+  transactions that *spent from* a script are not listed in `txids` (the wallet reports receives
+  per address); the coins that moved are visible as missing from `unspent`.
+
+Everything else is the same in both modes: `getblockchaininfo` (tip, and the chain name: a node on
+another network than --network is refused, exit 7, naming both), `getrawtransaction` (without
+-txindex the node only finds mempool transactions; wallet mode falls back to `gettransaction`),
+`estimatesmartfee` (BTC/kvB → sat/vB), `testmempoolaccept`, `sendrawtransaction` (RPC errors
+-26/-25/-22 are the network refusing the transaction: `Refused`, exit 4, with the node's reason;
+-27 "already in the chain" returns the txid, so a repeated broadcast is harmless).
+
+Requests are JSON-RPC 2.0; both answer styles are read: 2.0 (HTTP 200 for RPC errors, Bitcoin Core
+28+) and the legacy one (HTTP 500/404 carrying the JSON error). Amounts are parsed as decimals,
+never floats. The password or cookie is sent in the Authorization header only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import quote
+
+from coldsign.chain.http import (DEFAULT_BACKOFF, DEFAULT_MAX_BYTES, DEFAULT_RETRIES,
+                                 DEFAULT_TIMEOUT, HttpAnswer, HttpClient, expect, expect_count,
+                                 expect_field, expect_hash, expect_hex, nonsense, own_txid,
+                                 raw_transaction_txid, txid_argument)
+from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
+from coldsign.errors import (BadInput, ColdsignError, EnvironmentProblem, NotFound, Refused,
+                             UsageProblem)
+from coldsign.network import Network
+
+DEFAULT_SCAN_TIMEOUT = 600.0    # scantxoutset / importdescriptors with a rescan take minutes
+COOKIE_MAX_BYTES = 4_096
+MAX_FEE_TARGET = 1_008          # estimatesmartfee's longest target
+MAX_MONEY_SAT = 21_000_000 * 100_000_000
+CHAIN_NAMES = {"main": Network.MAIN, "test": Network.TEST, "testnet4": Network.TEST,
+               "signet": Network.SIGNET, "regtest": Network.REGTEST}
+# RPC error codes (Bitcoin Core src/rpc/protocol.h)
+RPC_INVALID_ADDRESS_OR_KEY = -5
+RPC_INVALID_PARAMETER = -8
+RPC_WALLET_NOT_FOUND = -18
+RPC_DESERIALIZATION_ERROR = -22
+RPC_VERIFY_ERROR = -25
+RPC_VERIFY_REJECTED = -26
+RPC_VERIFY_ALREADY_IN_CHAIN = -27
+RPC_IN_WARMUP = -28
+RPC_METHOD_NOT_FOUND = -32601
+REFUSING_CODES = (RPC_VERIFY_ERROR, RPC_VERIFY_REJECTED, RPC_DESERIALIZATION_ERROR)
+
+
+class RpcError(Exception):
+    """An error object in a JSON-RPC answer (internal: mapped to a ColdsignError by the caller)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(f"RPC error {code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BitcoindSource:
+    """A ChainSource over one Bitcoin Core node (see the module docstring for the two modes)."""
+
+    def __init__(self, host: str, port: int, *, network: Network, user: str | None = None,
+                 password: str | None = None, cookie_file: str | Path | None = None,
+                 wallet: str | None = None, birthday: int = 0,
+                 timeout: float = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES,
+                 backoff: float = DEFAULT_BACKOFF, scan_timeout: float = DEFAULT_SCAN_TIMEOUT,
+                 max_bytes: int = DEFAULT_MAX_BYTES):
+        shown_host = f"[{host}]" if ":" in host else host
+        self.description = f"Bitcoin Core at {shown_host}:{port}" + (
+            f" (wallet {wallet!r})" if wallet is not None else "")
+        self.network = network
+        self.wallet = wallet
+        self.birthday = birthday
+        self.scan_timeout = max(scan_timeout, timeout)
+        self._cookie_file = Path(cookie_file) if cookie_file is not None else None
+        if self._cookie_file is not None:
+            auth = self._read_cookie()
+        elif user is not None and password is not None:
+            auth = (user, password)
+        else:
+            raise UsageProblem("Bitcoin Core needs a user and password or a cookie file",
+                               hint="bitcoind://USER:PASS@HOST:PORT or bitcoind://HOST:PORT?cookie=PATH")
+        self._http = HttpClient(host, port, description=self.description, auth=auth,
+                                timeout=timeout, retries=retries, backoff=backoff,
+                                max_bytes=max_bytes, transient=_transient)
+        self._ids = itertools.count(1)
+        self._network_checked = False
+        self._in_wallet: set[bytes] | None = None     # raw() scripts the wallet already watches
+
+    def __repr__(self) -> str:
+        return f"BitcoindSource({self.description!r})"
+
+    # -- the ChainSource interface ---------------------------------------------------------------
+
+    def tip(self) -> Tip:
+        return self._blockchain_info()
+
+    def scan(self, scripts: Sequence[bytes]) -> list[ScriptActivity]:
+        scripts = [bytes(s) for s in scripts]
+        self._check_network()
+        if not scripts:
+            return []
+        if self.wallet is None:
+            return self._scan_utxo_set(scripts)
+        return self._scan_wallet(scripts)
+
+    def transaction(self, txid: str) -> bytes:
+        txid = txid_argument(txid)
+        self._check_network()
+        try:
+            text = self._call("getrawtransaction", [txid])
+            raw = expect_hex(self.description, text, "getrawtransaction")
+        except RpcError as e:
+            if e.code != RPC_INVALID_ADDRESS_OR_KEY:
+                raise self._problem("getrawtransaction", e) from None
+            raw = self._wallet_transaction(txid)
+        if raw_transaction_txid(self.description, raw, f"transaction {txid}") != txid:
+            raise nonsense(self.description, f"asked for transaction {txid}, got another one")
+        return raw
+
+    def fee_rate(self, target_blocks: int) -> float:
+        if isinstance(target_blocks, bool) or not 1 <= target_blocks <= MAX_FEE_TARGET:
+            raise UsageProblem(f"a confirmation target of {target_blocks} blocks is outside 1–{MAX_FEE_TARGET}")
+        self._check_network()
+        try:
+            result = self._call("estimatesmartfee", [target_blocks])
+        except RpcError as e:
+            raise self._problem("estimatesmartfee", e) from None
+        expect(self.description, result, dict, "estimatesmartfee")
+        if "feerate" not in result:
+            errors = result.get("errors") or ["no estimate"]
+            if not isinstance(errors, list) or not all(isinstance(x, str) for x in errors):
+                raise nonsense(self.description, "estimatesmartfee.errors is not a list of strings")
+            raise EnvironmentProblem(
+                f"{self.description} has no fee estimate for {target_blocks} blocks: "
+                f"{'; '.join(errors)}", code="no-fee-estimate",
+                hint="pass --fee-rate N (sat/vB) instead; a node needs some blocks with "
+                     "transactions before it can estimate")
+        per_kvb = _decimal(self.description, result["feerate"], "estimatesmartfee.feerate")
+        if per_kvb <= 0:
+            raise nonsense(self.description, "estimatesmartfee.feerate is not positive")
+        return float(per_kvb * 100_000_000 / 1000)
+
+    def test_accept(self, tx: bytes) -> Acceptance:
+        txid = own_txid(tx)
+        self._check_network()
+        try:
+            result = self._call("testmempoolaccept", [[bytes(tx).hex()]])
+        except RpcError as e:
+            raise self._problem("testmempoolaccept", e) from None
+        expect(self.description, result, list, "testmempoolaccept")
+        if len(result) != 1:
+            raise nonsense(self.description, f"testmempoolaccept gave {len(result)} results for one transaction")
+        entry = result[0]
+        if expect_field(self.description, entry, "txid", str, "testmempoolaccept[0]") != txid:
+            raise nonsense(self.description, "testmempoolaccept answered about another transaction")
+        allowed = entry.get("allowed")
+        if allowed is None:
+            reason = entry.get("package-error", "not fully validated")
+            return Acceptance(False, str(reason))
+        expect(self.description, allowed, bool, "testmempoolaccept[0].allowed")
+        if allowed:
+            return Acceptance(True)
+        reason = entry.get("reject-reason", "rejected (no reason given)")
+        return Acceptance(False, expect(self.description, reason, str,
+                                        "testmempoolaccept[0].reject-reason"))
+
+    def broadcast(self, tx: bytes) -> str:
+        txid = own_txid(tx)
+        self._check_network()
+        try:
+            answer = self._call("sendrawtransaction", [bytes(tx).hex()])
+        except RpcError as e:
+            if e.code in REFUSING_CODES:
+                raise Refused(f"{self.description} refused the transaction: {e.message}",
+                              where=f"transaction {txid}", code="broadcast-refused",
+                              details=[{"code": f"rpc{e.code}", "message": e.message}],
+                              hint="nothing was sent; fix what the node names and try again") from None
+            if e.code == RPC_VERIFY_ALREADY_IN_CHAIN:
+                return txid
+            raise self._problem("sendrawtransaction", e) from None
+        if expect_hash(self.description, answer, "sendrawtransaction") != txid:
+            raise nonsense(self.description, "sendrawtransaction returned another txid")
+        return txid
+
+    def close(self) -> None:
+        """Nothing stays open: every request uses its own connection."""
+
+    # -- modes -----------------------------------------------------------------------------------
+
+    def _scan_utxo_set(self, scripts: list[bytes]) -> list[ScriptActivity]:
+        wanted = list(dict.fromkeys(scripts))
+        try:
+            result = self._call("scantxoutset", ["start", [f"raw({s.hex()})" for s in wanted]],
+                                timeout=self.scan_timeout, retry=False)
+        except RpcError as e:
+            if e.code == RPC_INVALID_PARAMETER and "in progress" in e.message.lower():
+                raise EnvironmentProblem(f"{self.description} is busy with another UTXO set scan",
+                                         code="source-busy",
+                                         hint="wait for it to finish (bitcoin-cli scantxoutset status) "
+                                              "and sync again") from None
+            raise self._problem("scantxoutset", e) from None
+        expect(self.description, result, dict, "scantxoutset")
+        if expect_field(self.description, result, "success", bool, "scantxoutset") is not True:
+            raise EnvironmentProblem(f"{self.description} did not finish the UTXO set scan",
+                                     code="source-scan-aborted", hint="sync again")
+        found: dict[bytes, list[Unspent]] = {s: [] for s in wanted}
+        unspents = expect_field(self.description, result, "unspents", list, "scantxoutset")
+        for i, item in enumerate(unspents):
+            what = f"scantxoutset.unspents[{i}]"
+            script = expect_hex(self.description, expect_field(self.description, item, "scriptPubKey", str, what),
+                                f"{what}.scriptPubKey")
+            if script not in found:
+                raise nonsense(self.description, f"{what} is a script coldsign did not ask about")
+            found[script].append(Unspent(
+                txid=expect_hash(self.description, expect_field(self.description, item, "txid", str, what),
+                                 f"{what}.txid"),
+                vout=expect_count(self.description, expect_field(self.description, item, "vout", int, what),
+                                  f"{what}.vout"),
+                amount_sat=_sats(self.description, expect_field(self.description, item, "amount",
+                                                                object, what), f"{what}.amount"),
+                script_pubkey=script,
+                height=expect_count(self.description, expect_field(self.description, item, "height", int, what),
+                                    f"{what}.height")))
+        return [_activity(s, found[s], ()) for s in scripts]
+
+    def _scan_wallet(self, scripts: list[bytes]) -> list[ScriptActivity]:
+        self._import(list(dict.fromkeys(scripts)))
+        received = self._received_by_script(scripts)
+        for _ in range(3):     # a block arriving between the calls would skew the heights
+            tip = self._blockchain_info()
+            coins = self._wallet_unspent(set(scripts), tip.height)
+            if self._blockchain_info().block_hash == tip.block_hash:
+                break
+        else:
+            raise EnvironmentProblem(f"{self.description} kept finding new blocks during the sync",
+                                     code="source-moving", hint="sync again")
+        return [_activity(s, coins.get(s, []), received.get(s, ())) for s in scripts]
+
+    def _import(self, scripts: list[bytes]) -> None:
+        from embit.descriptor.checksum import add_checksum
+
+        if self._in_wallet is None:
+            self._in_wallet = self._watched_scripts()
+        new = [s for s in scripts if s not in self._in_wallet]
+        if not new:
+            return
+        requests = [{"desc": add_checksum(f"raw({s.hex()})"), "timestamp": self.birthday}
+                    for s in new]
+        try:
+            results = self._call("importdescriptors", [requests], wallet=True,
+                                 timeout=self.scan_timeout, retry=False)
+        except RpcError as e:
+            raise self._problem("importdescriptors", e) from None
+        expect(self.description, results, list, "importdescriptors")
+        if len(results) != len(new):
+            raise nonsense(self.description, "importdescriptors gave a result count unlike the request")
+        for script, result in zip(new, results):
+            if expect_field(self.description, result, "success", bool, "importdescriptors[]") is not True:
+                error = result.get("error") if isinstance(result.get("error"), dict) else {}
+                raise EnvironmentProblem(
+                    f"{self.description} could not watch script {script.hex()}: "
+                    f"{error.get('message', 'no reason given')}", code="source-import",
+                    hint="the wallet must be a descriptor wallet with private keys disabled: "
+                         "bitcoin-cli createwallet NAME true true")
+            self._in_wallet.add(script)
+
+    def _watched_scripts(self) -> set[bytes]:
+        try:
+            result = self._call("listdescriptors", [], wallet=True)
+        except RpcError as e:
+            raise self._problem("listdescriptors", e) from None
+        descriptors = expect_field(self.description, result, "descriptors", list, "listdescriptors")
+        watched = set()
+        for i, item in enumerate(descriptors):
+            desc = expect_field(self.description, item, "desc", str, f"listdescriptors.descriptors[{i}]")
+            if desc.startswith("raw(") and ")" in desc:
+                try:
+                    watched.add(bytes.fromhex(desc[4:desc.index(")")]))
+                except ValueError:
+                    raise nonsense(self.description, "listdescriptors has a raw() that is not hex") from None
+        return watched
+
+    def _received_by_script(self, scripts: list[bytes]) -> dict[bytes, tuple[str, ...]]:
+        by_address = {}
+        for script in scripts:
+            address = _address_of(script, self.network)
+            if address is not None:
+                by_address[address] = script
+        try:
+            rows = self._call("listreceivedbyaddress",
+                              {"minconf": 0, "include_empty": True, "include_watchonly": True,
+                               "include_immature_coinbase": True}, wallet=True)
+        except RpcError as e:
+            raise self._problem("listreceivedbyaddress", e) from None
+        expect(self.description, rows, list, "listreceivedbyaddress")
+        received: dict[bytes, tuple[str, ...]] = {}
+        for i, row in enumerate(rows):
+            what = f"listreceivedbyaddress[{i}]"
+            address = expect_field(self.description, row, "address", str, what)
+            txids = expect_field(self.description, row, "txids", list, what)
+            checked = tuple(expect_hash(self.description, t, f"{what}.txids[]") for t in txids)
+            if address in by_address:
+                received[by_address[address]] = checked
+        return received
+
+    def _wallet_unspent(self, scripts: set[bytes], tip_height: int) -> dict[bytes, list[Unspent]]:
+        try:
+            rows = self._call("listunspent", {"minconf": 0, "maxconf": 9_999_999,
+                                              "include_unsafe": True}, wallet=True)
+        except RpcError as e:
+            raise self._problem("listunspent", e) from None
+        expect(self.description, rows, list, "listunspent")
+        coins: dict[bytes, list[Unspent]] = {}
+        for i, row in enumerate(rows):
+            what = f"listunspent[{i}]"
+            script = expect_hex(self.description, expect_field(self.description, row, "scriptPubKey", str, what),
+                                f"{what}.scriptPubKey")
+            if script not in scripts:
+                continue          # the node's wallet may watch more than this sync asks about
+            confirmations = expect_count(self.description, expect_field(
+                self.description, row, "confirmations", int, what), f"{what}.confirmations")
+            if confirmations > tip_height + 1:
+                raise nonsense(self.description, f"{what} has more confirmations than the chain has blocks")
+            coins.setdefault(script, []).append(Unspent(
+                txid=expect_hash(self.description, expect_field(self.description, row, "txid", str, what),
+                                 f"{what}.txid"),
+                vout=expect_count(self.description, expect_field(self.description, row, "vout", int, what),
+                                  f"{what}.vout"),
+                amount_sat=_sats(self.description, expect_field(self.description, row, "amount",
+                                                                object, what), f"{what}.amount"),
+                script_pubkey=script,
+                height=tip_height - confirmations + 1 if confirmations else None))
+        return coins
+
+    def _wallet_transaction(self, txid: str) -> bytes:
+        hint = ("a node without -txindex finds only mempool transactions; start it with -txindex=1 "
+                "or use /wallet/NAME")
+        if self.wallet is None:
+            raise NotFound(f"{self.description} does not know transaction {txid}", hint=hint)
+        try:
+            result = self._call("gettransaction", [txid, True], wallet=True)
+        except RpcError as e:
+            if e.code == RPC_INVALID_ADDRESS_OR_KEY:
+                raise NotFound(f"{self.description} does not know transaction {txid}", hint=hint) from None
+            raise self._problem("gettransaction", e) from None
+        text = expect_field(self.description, result, "hex", str, "gettransaction")
+        return expect_hex(self.description, text, "gettransaction.hex")
+
+    # -- the node and its network ----------------------------------------------------------------
+
+    def _blockchain_info(self) -> Tip:
+        try:
+            info = self._call("getblockchaininfo", [])
+        except RpcError as e:
+            raise self._problem("getblockchaininfo", e) from None
+        chain = expect_field(self.description, info, "chain", str, "getblockchaininfo")
+        height = expect_count(self.description, expect_field(self.description, info, "blocks", int,
+                                                             "getblockchaininfo"), "getblockchaininfo.blocks")
+        best = expect_hash(self.description, expect_field(self.description, info, "bestblockhash", str,
+                                                          "getblockchaininfo"), "getblockchaininfo.bestblockhash")
+        if CHAIN_NAMES.get(chain) is not self.network:
+            raise EnvironmentProblem(
+                f"{self.description} is on the {chain!r} chain, not --network {self.network.value}",
+                code="source-wrong-network",
+                hint="point --source at a node of the right network, or change --network")
+        self._network_checked = True
+        return Tip(height=height, block_hash=best)
+
+    def _check_network(self) -> None:
+        if not self._network_checked:
+            self._blockchain_info()
+
+    # -- JSON-RPC --------------------------------------------------------------------------------
+
+    def _call(self, method: str, params: list | dict, *, wallet: bool = False,
+              timeout: float | None = None, retry: bool = True) -> Any:
+        """One JSON-RPC call; its result, or RpcError. Transport failures are EnvironmentProblem."""
+        ident = next(self._ids)
+        body = json.dumps({"jsonrpc": "2.0", "id": ident, "method": method,
+                           "params": params}).encode()
+        path = f"/wallet/{quote(self.wallet, safe='')}" if wallet and self.wallet is not None else "/"
+        answer = self._http.request("POST", path, body, timeout=timeout, retry=retry)
+        if answer.status == 401 and self._cookie_file is not None:
+            # NOTE: the node writes a new cookie when it restarts; read it once more.
+            self._http.set_auth(self._read_cookie())
+            answer = self._http.request("POST", path, body, timeout=timeout, retry=retry)
+        if answer.status == 401:
+            raise EnvironmentProblem(f"{self.description} refused the RPC credentials (HTTP 401)",
+                                     code="source-auth",
+                                     hint="check the user and password (rpcauth/rpcuser in "
+                                          "bitcoin.conf) or the cookie file path")
+        if answer.status == 403:
+            raise EnvironmentProblem(f"{self.description} does not accept RPC from this machine (HTTP 403)",
+                                     code="source-auth", hint="allow it with rpcallowip= in bitcoin.conf")
+        doc = _json_or_none(answer)
+        if doc is None:
+            if answer.status != 200:
+                raise EnvironmentProblem(f"{self.description} answered HTTP {answer.status} to {method}",
+                                         code="source-http",
+                                         hint="check that --source is a Bitcoin Core RPC port")
+            raise nonsense(self.description, f"the answer to {method} is not JSON")
+        expect(self.description, doc, dict, f"the answer to {method}")
+        if doc.get("id") != ident:
+            raise nonsense(self.description, f"the answer to {method} carries another request id")
+        error = doc.get("error")
+        if error is not None:
+            code = expect_field(self.description, error, "code", int, f"{method} error")
+            message = expect_field(self.description, error, "message", str, f"{method} error")
+            raise RpcError(code, message)
+        if answer.status != 200:
+            raise EnvironmentProblem(f"{self.description} answered HTTP {answer.status} to {method}",
+                                     code="source-http")
+        if "result" not in doc:
+            raise nonsense(self.description, f"the answer to {method} has no result")
+        return doc["result"]
+
+    def _problem(self, method: str, e: RpcError) -> EnvironmentProblem:
+        hints = {
+            RPC_IN_WARMUP: "the node is starting up; try again in a minute",
+            RPC_WALLET_NOT_FOUND: "create or load the watch-only wallet: bitcoin-cli createwallet NAME true "
+                                  "true (or loadwallet NAME)",
+            RPC_METHOD_NOT_FOUND: f"this node has no {method} (wallet disabled, or too old: "
+                                  "coldsign needs Bitcoin Core 23 or newer)",
+        }
+        return EnvironmentProblem(f"{self.description} answered {method} with RPC error {e.code}: "
+                                  f"{e.message}", code="source-rpc", hint=hints.get(e.code))
+
+    def _read_cookie(self) -> tuple[str, str]:
+        from coldsign.store import read_limited
+
+        assert self._cookie_file is not None
+        where = str(self._cookie_file)
+        try:
+            text = read_limited(self._cookie_file, COOKIE_MAX_BYTES, what="Bitcoin Core cookie file")
+        except (BadInput, PermissionError) as e:
+            message = e.message if isinstance(e, ColdsignError) else "cannot read the Bitcoin Core cookie file"
+            raise EnvironmentProblem(message, where=where, code="source-cookie",
+                                     hint="is the node running? the cookie is in its datadir "
+                                          "(per network: testnet3/, signet/, regtest/)") from None
+        try:
+            user, _, password = text.decode("ascii").strip().partition(":")
+        except UnicodeDecodeError:
+            user, password = "", ""
+        if not user or not password:
+            raise EnvironmentProblem("this is not a Bitcoin Core cookie file (USER:PASSWORD)",
+                                     where=where, code="source-cookie")
+        return user, password
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _transient(answer: HttpAnswer) -> bool:
+    """5xx is worth retrying unless it is a legacy-style RPC error (HTTP 500 carrying the JSON
+    error object): asking again would get the same error."""
+    if answer.status < 500:
+        return False
+    doc = _json_or_none(answer)
+    return not (isinstance(doc, dict) and doc.get("error") is not None)
+
+
+def _json_or_none(answer: HttpAnswer) -> Any:
+    try:
+        return json.loads(answer.body, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _activity(script: bytes, coins: list[Unspent], received: tuple[str, ...]) -> ScriptActivity:
+    txids = tuple(dict.fromkeys([*received, *(c.txid for c in coins)]))
+    return ScriptActivity(script_pubkey=script, used=bool(txids), txids=txids, unspent=tuple(coins))
+
+
+def _decimal(description: str, value: Any, what: str) -> Decimal:
+    """A JSON number (parsed with parse_float=Decimal, so never rounded through a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+        raise nonsense(description, f"{what} is not a number")
+    return Decimal(value)
+
+
+def _sats(description: str, value: Any, what: str) -> int:
+    """A BTC amount as Bitcoin Core writes it (up to 8 decimals) in satoshis."""
+    try:
+        sats = _decimal(description, value, what) * 100_000_000
+        exact = sats == sats.to_integral_value()
+    except InvalidOperation:
+        exact = False
+    if not exact or not 0 <= sats <= MAX_MONEY_SAT:
+        raise nonsense(description, f"{what} is not an amount of bitcoin")
+    return int(sats)
+
+
+def _address_of(script: bytes, network: Network) -> str | None:
+    from embit.script import Script
+
+    try:
+        return Script(script).address(network.embit)
+    except Exception:  # noqa: BLE001 - embit raises ValueError/KeyError for scripts without one
+        return None
