@@ -61,28 +61,33 @@ def decode(
 
     Example: coldsign qr decode --video signed.avi --out signed.psbt --json
     """
+    settings = settings_of(ctx, json_flag)
+    source = frame_source(images, video, text, camera, resolution, preview,
+                          example="coldsign qr decode --video signed.avi --out signed.psbt")
+    receive_to_file(settings, source, out, decoder=decoder.value, preview=preview)
+
+
+def frame_source(images: str | None, video: Path | None, text: Path | None, camera: int | None,
+                 resolution: str | None, preview: bool, *, example: str) -> Any:
+    """The one frame source the options name (--images, --video, --text or --camera)."""
     from coldsign.qr import scan as frames
 
-    settings = settings_of(ctx, json_flag)
     chosen = [name for name, value in (("--images", images), ("--video", video), ("--text", text),
                                         ("--camera", camera)) if value is not None]
     if len(chosen) != 1:
         raise UsageProblem("give exactly one of --images, --video, --text or --camera"
-                           + (f" (got {', '.join(chosen)})" if chosen else ""),
-                           hint="e.g. coldsign qr decode --video signed.avi --out signed.psbt")
+                           + (f" (got {', '.join(chosen)})" if chosen else ""), hint=f"e.g. {example}")
     if resolution and camera is None:
         raise UsageProblem("--resolution goes with --camera")
     if preview and camera is None and video is None:
         raise UsageProblem("--preview goes with --camera or --video")
     if images is not None:
-        source: Any = frames.ImageFiles(images)
-    elif video is not None:
-        source = frames.VideoFile(video)
-    elif text is not None:
-        source = frames.TextLines(text)
-    else:
-        source = frames.Camera(camera, resolution=frames.parse_resolution(resolution) if resolution else None)
-    receive_to_file(settings, source, out, decoder=decoder.value, preview=preview)
+        return frames.ImageFiles(images)
+    if video is not None:
+        return frames.VideoFile(video)
+    if text is not None:
+        return frames.TextLines(text)
+    return frames.Camera(camera, resolution=frames.parse_resolution(resolution) if resolution else None)
 
 
 @app.command("scan")
@@ -113,30 +118,11 @@ def scan(
 
 def receive_to_file(settings: Settings, source: Any, out: Path, *, decoder: str, preview: bool) -> None:
     """Read `source` to a complete message, write it atomically to `out`, report it."""
-    from coldsign.qr.decoders import make_decoder
-    from coldsign.qr.preview import PreviewWindow
-    from coldsign.qr.scan import receive
-    from coldsign.qr.transport import Assembler
     from coldsign.store import atomic_write
 
     if out.is_dir():
         raise UsageProblem(f"--out {out} is a folder", hint="give a file name, e.g. --out signed.psbt")
-    reader = make_decoder(decoder) if source.yields_images else None
-    display = ScanProgress(source.description)
-    window = PreviewWindow() if preview else None
-
-    def on_frame(frame, progress, frames_seen) -> None:
-        display.update(progress, frames_seen)
-        if window is not None:
-            window.show(frame, progress, frames_seen)
-
-    with display:
-        if window is not None:
-            with window:
-                receipt = receive(source, Assembler(), reader, on_frame=on_frame)
-        else:
-            receipt = receive(source, Assembler(), reader, on_frame=on_frame)
-        display.done(receipt)
+    receipt = receive_message(source, decoder=decoder, preview=preview)
     message = receipt.message
     atomic_write(out, message.data)
     doc = {"format": message.format, "type": message.type, "frames_seen": receipt.frames_seen,
@@ -150,3 +136,31 @@ def receive_to_file(settings: Settings, source: Any, out: Path, *, decoder: str,
 
     emit(settings, doc, render)
 
+
+def receive_message(source: Any, *, decoder: str = "zxing", preview: bool = False,
+                    ur_types: tuple[str, ...] | None = None):
+    """Read `source` to one complete message with a progress bar (and the preview window);
+    `ur_types` widens the UR types accepted (account exports). Returns the scan's Receipt."""
+    from coldsign.qr.decoders import make_decoder
+    from coldsign.qr.preview import PreviewWindow
+    from coldsign.qr.scan import receive
+    from coldsign.qr.transport import Assembler
+
+    reader = make_decoder(decoder) if source.yields_images else None
+    assembler = Assembler() if ur_types is None else Assembler(ur_types=ur_types)
+    display = ScanProgress(source.description)
+    window = PreviewWindow() if preview else None
+
+    def on_frame(frame, progress, frames_seen) -> None:
+        display.update(progress, frames_seen)
+        if window is not None:
+            window.show(frame, progress, frames_seen)
+
+    with display:
+        if window is not None:
+            with window:
+                receipt = receive(source, assembler, reader, on_frame=on_frame)
+        else:
+            receipt = receive(source, assembler, reader, on_frame=on_frame)
+        display.done(receipt)
+    return receipt
