@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coldsign.cli import key, psbt, qr, regtest, wallet
+from coldsign.cli import key, psbt, qr, regtest, wallet, watch
 from coldsign.cli.app import app
 
 app.add_typer(key.app, name="key")
@@ -10,6 +10,7 @@ app.add_typer(wallet.app, name="wallet")
 app.add_typer(psbt.app, name="psbt")
 app.add_typer(regtest.app, name="regtest")
 app.add_typer(qr.app, name="qr")
+app.add_typer(watch.app, name="watch")
 
 
 def main() -> int:
