@@ -2,6 +2,7 @@
 
 The URL forms (coldsign/chain/source.py), with the query options this module adds:
 
+  bitcoind://USER@HOST[:PORT][/wallet/NAME]?password-file=PATH   the same, password read from a file
   bitcoind://USER:PASS@HOST[:PORT][/wallet/NAME]     Bitcoin Core JSON-RPC, user and password
   bitcoind://HOST[:PORT][/wallet/NAME]?cookie=PATH    Bitcoin Core JSON-RPC, cookie file
   esplora://HOST[:PORT][/PATH]   esploras://…  (HTTPS)  Esplora REST, e.g. esploras://blockstream.info/api
@@ -13,8 +14,8 @@ rescans when scripts are first imported; default 0, the whole chain). A missing 
 the node's default RPC port for --network (8332, 18332, 38332, 18443). Characters such as `@`,
 `:` or `/` in a user name or password are percent-encoded (`%40`, `%3A`, `%2F`).
 
-# NOTE: a password in a URL reaches the process list; the cookie file form keeps it off argv
-# and is the one to prefer on shared machines.
+A password in a URL reaches the process list: prefer the cookie file or `password-file=PATH`,
+which keep it off argv.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ BITCOIND_DEFAULT_PORTS = {Network.MAIN: 8332, Network.TEST: 18332, Network.SIGNE
                           Network.REGTEST: 18443}
 _FORMS = ("bitcoind://USER:PASS@HOST:PORT[/wallet/NAME], bitcoind://HOST:PORT?cookie=PATH, "
           "esplora://HOST[:PORT][/PATH], esploras://HOST[:PORT][/PATH] or regtest")
-_OPTIONS = {"bitcoind": {"cookie", "timeout", "retries", "birthday"},
+_OPTIONS = {"bitcoind": {"cookie", "password-file", "timeout", "retries", "birthday"},
             "esplora": {"timeout", "retries"}}
 
 
@@ -47,6 +48,7 @@ class SourceSpec:
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     cookie_file: str | None = None
+    password_file: str | None = None
     timeout: float | None = None
     retries: int | None = None
     birthday: int | None = None
@@ -97,16 +99,20 @@ def parse_source_url(url: str) -> SourceSpec:
         return SourceSpec(kind="esplora", host=host, port=port, tls=scheme == "esploras", path=path,
                           timeout=options.get("timeout"), retries=options.get("retries"))
     wallet = _wallet_of(parts.path, text)
-    cookie = options.get("cookie")
+    cookie, password_file = options.get("cookie"), options.get("password-file")
     if cookie is not None and user is not None:
         raise _bad("give either USER:PASS@ or ?cookie=PATH, not both")
-    if cookie is None and (user is None or password is None):
-        raise _bad("a bitcoind URL needs USER:PASS@ or ?cookie=PATH",
+    if password_file is not None and (user is None or password is not None):
+        raise _bad("password-file= goes with USER@ and no password in the URL",
+                   hint="e.g. bitcoind://coldsign@127.0.0.1:8332?password-file=/media/rpc-password.txt")
+    if cookie is None and (user is None or (password is None and password_file is None)):
+        raise _bad("a bitcoind URL needs USER:PASS@, USER@…?password-file=PATH or ?cookie=PATH",
                    hint="e.g. bitcoind://127.0.0.1:8332?cookie=/home/me/.bitcoin/.cookie")
     if options.get("birthday") is not None and wallet is None:
         raise _bad("birthday= only applies with /wallet/NAME (the watch-only wallet mode)")
     return SourceSpec(kind="bitcoind", host=host, port=port, wallet=wallet, user=user,
-                      password=password, cookie_file=cookie, timeout=options.get("timeout"),
+                      password=password, cookie_file=cookie, password_file=password_file,
+                      timeout=options.get("timeout"),
                       retries=options.get("retries"), birthday=options.get("birthday"))
 
 
@@ -133,8 +139,13 @@ def open_source(url: str, network: Network, home: Path | str, **overrides):
     from coldsign.chain.bitcoind import BitcoindSource
 
     port = spec.port if spec.port is not None else BITCOIND_DEFAULT_PORTS[network]
+    password = spec.password
+    if spec.password_file is not None:
+        from coldsign.keys.seed import read_secret_file
+
+        password = read_secret_file(spec.password_file, what="RPC password file").reveal().strip()
     return BitcoindSource(spec.host, port, network=network, user=spec.user,
-                          password=spec.password, cookie_file=spec.cookie_file,
+                          password=password, cookie_file=spec.cookie_file,
                           wallet=spec.wallet, birthday=spec.birthday or 0, **settings)
 
 
@@ -155,9 +166,9 @@ def _options(query: str, kind: str, text: str) -> dict:
 
 
 def _option_value(key: str, value: str):
-    if key == "cookie":
+    if key in ("cookie", "password-file"):
         if not value:
-            raise _bad("cookie= needs the path of the node's .cookie file")
+            raise _bad(f"{key}= needs the path of a file")
         return value
     if key == "timeout":
         try:

@@ -4,6 +4,8 @@ of the embedded chain without contacting anything."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from coldsign.chain.bitcoind import BitcoindSource
@@ -43,8 +45,10 @@ INVALID = [
     ("bitcoind://:secret@:8332", "names no host"),
     ("bitcoind://rpc:secret@host:99999", "has a port that is not a number from 0 to 65535"),
     ("bitcoind://rpc:secret@host:0", "has port 0"),
-    ("bitcoind://host:8332", "a bitcoind URL needs USER:PASS@ or ?cookie=PATH"),
-    ("bitcoind://rpc@host:8332", "a bitcoind URL needs USER:PASS@ or ?cookie=PATH"),
+    ("bitcoind://host:8332", "a bitcoind URL needs USER:PASS@, USER@…?password-file=PATH or ?cookie=PATH"),
+    ("bitcoind://rpc@host:8332", "a bitcoind URL needs USER:PASS@, USER@…?password-file=PATH or ?cookie=PATH"),
+    ("bitcoind://rpc:secret@host:8332?password-file=/p", "password-file= goes with USER@ and no password"),
+    ("bitcoind://host:8332?password-file=/p", "password-file= goes with USER@ and no password"),
     ("bitcoind://rpc:secret@host:8332?cookie=/c", "give either USER:PASS@ or ?cookie=PATH, not both"),
     ("bitcoind://rpc:secret@host:8332/rest", "the only path a bitcoind URL takes is /wallet/NAME"),
     ("bitcoind://rpc:secret@host:8332/wallet/", "the only path a bitcoind URL takes is /wallet/NAME"),
@@ -86,6 +90,17 @@ def test_open_source_builds_each_kind_without_contacting_it(tmp_path):
     assert isinstance(esplora, EsploraSource)
     assert esplora.description == "Esplora at https://blockstream.info/api"
     assert esplora._http.retries == 0
+
+
+def test_the_rpc_password_can_come_from_a_file_and_stays_off_argv(tmp_path):
+    secret = tmp_path / "rpc-password.txt"
+    secret.write_text("hunter2\n")
+    url = f"bitcoind://coldsign@127.0.0.1:18443?password-file={secret}"
+    assert parse_source_url(url) == SourceSpec(kind="bitcoind", host="127.0.0.1", port=18443, user="coldsign",
+                                               password_file=str(secret))
+    node = open_source(url, Network.REGTEST, tmp_path)
+    assert node._http._authorization == "Basic " + base64.b64encode(b"coldsign:hunter2").decode()
+    assert "hunter2" not in repr(node)
 
 
 def test_the_embedded_chain_serves_only_regtest(tmp_path):
