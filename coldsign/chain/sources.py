@@ -29,7 +29,7 @@ from coldsign.network import Network
 
 BITCOIND_DEFAULT_PORTS = {Network.MAIN: 8332, Network.TEST: 18332, Network.SIGNET: 38332,
                           Network.REGTEST: 18443}
-_FORMS = ("bitcoind://USER:PASS@HOST:PORT[/wallet/NAME], bitcoind://HOST:PORT?cookie=PATH, "
+_FORMS = ("bitcoind://HOST:PORT?cookie=PATH, bitcoind://USER@HOST:PORT[/wallet/NAME]?password-file=PATH, "
           "esplora://HOST[:PORT][/PATH], esploras://HOST[:PORT][/PATH] or regtest")
 _OPTIONS = {"bitcoind": {"cookie", "password-file", "timeout", "retries", "birthday"},
             "esplora": {"timeout", "retries"}}

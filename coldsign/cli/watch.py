@@ -23,7 +23,8 @@ app = typer.Typer(no_args_is_help=True, help="The watch-only coordinator: track 
 NameArg = Annotated[str, typer.Argument(help="the watch wallet's name")]
 SourceOpt = Annotated[Optional[str], typer.Option(
     "--source", help="chain source: regtest (the default on regtest), bitcoind://HOST:PORT?cookie=PATH, "
-    "bitcoind://USER:PASS@HOST:PORT[/wallet/NAME] or esplora[s]://HOST[:PORT][/PATH] (env COLDSIGN_SOURCE)")]
+    "bitcoind://USER@HOST:PORT\\[/wallet/NAME]?password-file=PATH or esplora\\[s]://HOST\\[:PORT]\\[/PATH] "
+    "(env COLDSIGN_SOURCE)")]
 
 
 def open_db(settings: Settings):
@@ -37,7 +38,7 @@ def open_source(settings: Settings, network, url: str | None):
     from coldsign.chain import sources
     from coldsign.network import Network
 
-    url = url or os.environ.get("COLDSIGN_SOURCE")
+    url = url or os.environ.get("COLDSIGN_SOURCE") or None
     if url is None:
         if network is not Network.REGTEST:
             raise UsageProblem(f"no chain source for --network {network.value}",
