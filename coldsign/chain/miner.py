@@ -22,9 +22,10 @@ FUND_FEE_RATE_SAT_VB = 2
 DUST_SAT = 294
 
 
-def fee_for(inputs: int) -> int:
-    # P2WPKH in (68 vB) x n, two P2WPKH-sized outputs (31 vB each), 11 vB overhead.
-    return FUND_FEE_RATE_SAT_VB * (11 + 68 * inputs + 2 * 31)
+def fee_for(inputs: int, payments: int = 1) -> int:
+    # P2WPKH in (68 vB) x n; the payments and the change counted as P2WSH-sized outputs (43 vB, the
+    # largest coldsign's wallets use), 11 vB overhead (plus up to 2 for a large output count).
+    return FUND_FEE_RATE_SAT_VB * (13 + 68 * inputs + 43 * (payments + 1))
 
 
 def load_or_create_miner_key(path: Path) -> Secret:
@@ -44,19 +45,18 @@ def load_or_create_miner_key(path: Path) -> Secret:
     return Secret(secret)
 
 
-def pay_from_miner(key, coins: list[Utxo], script_pubkey: bytes, amount_sat: int, *,
-                   change_script: bytes):
-    """A signed transaction paying `amount_sat` to `script_pubkey` from the miner's P2WPKH
+def pay_from_miner(key, coins: list[Utxo], payments: list[tuple[bytes, int]], *, change_script: bytes):
+    """A signed transaction paying each (script_pubkey, sat) of `payments` from the miner's P2WPKH
     `coins` (signed with `key`, an embit PrivateKey), change back to `change_script` unless
     it is dust."""
     from embit.script import Script, p2pkh, witness_p2wpkh
     from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
     pub = key.get_public_key()
-    fee = fee_for(len(coins))
-    change = sum(c.amount_sat for c in coins) - amount_sat - fee
+    fee = fee_for(len(coins), len(payments))
+    change = sum(c.amount_sat for c in coins) - sum(amount for _, amount in payments) - fee
     vin = [TransactionInput(bytes.fromhex(c.txid), c.vout, sequence=0xFFFFFFFD) for c in coins]
-    vout = [TransactionOutput(amount_sat, Script(script_pubkey))]
+    vout = [TransactionOutput(amount, Script(script)) for script, amount in payments]
     if change >= DUST_SAT:
         vout.append(TransactionOutput(change, Script(change_script)))
     tx = Transaction(version=2, vin=vin, vout=vout, locktime=0)

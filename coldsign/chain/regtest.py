@@ -40,6 +40,8 @@ LOCK_FILE = "coldsign.lock"
 # How many blocks `fund` may mine to mature enough coinbase coins before it gives up.
 FUND_MAX_MATURING_BLOCKS = 1_000
 MAX_MONEY_SAT = 21_000_000 * B.COIN
+# Outputs of one faucet transaction: 2,500 P2WSH outputs weigh ~430 kWU, well inside a block.
+FUND_MAX_OUTPUTS = 2_500
 
 
 @dataclass(frozen=True)
@@ -357,22 +359,30 @@ class RegtestChain:
     def fund(self, script_pubkey: bytes, amount_sat: int) -> Utxo:
         """Pay `amount_sat` to `script_pubkey` from the miner's mature coins, confirmed in one
         new block; mines maturing blocks first when the miner lacks spendable coins."""
-        if not 0 < amount_sat <= MAX_MONEY_SAT:
-            raise BadInput(f"amount must be between 1 sat and 21,000,000 BTC, got {amount_sat} sat")
-        if not script_pubkey:
-            raise BadInput("cannot fund an empty scriptPubKey")
-        coins = self._spendable_coins_for(amount_sat)
-        tx = pay_from_miner(self._miner_private(), coins, bytes(script_pubkey), amount_sat,
-                            change_script=self.miner_script)
-        raw = tx.serialize()
-        result = self.broadcast(raw)
+        return self.fund_many([(script_pubkey, amount_sat)])[0]
+
+    def fund_many(self, payments: Sequence[tuple[bytes, int]]) -> list[Utxo]:
+        """Pay each (script_pubkey, sat) from the miner's mature coins in one transaction,
+        confirmed in one new block; the coins in the order of `payments`."""
+        if not 1 <= len(payments) <= FUND_MAX_OUTPUTS:
+            raise BadInput(f"fund 1 to {FUND_MAX_OUTPUTS} outputs in one transaction, not {len(payments)}")
+        for script_pubkey, amount_sat in payments:
+            if not 0 < amount_sat <= MAX_MONEY_SAT:
+                raise BadInput(f"amount must be between 1 sat and 21,000,000 BTC, got {amount_sat} sat")
+            if not script_pubkey:
+                raise BadInput("cannot fund an empty scriptPubKey")
+        payments = [(bytes(script), amount) for script, amount in payments]
+        coins = self._spendable_coins_for(sum(amount for _, amount in payments), len(payments))
+        tx = pay_from_miner(self._miner_private(), coins, payments, change_script=self.miner_script)
+        result = self.broadcast(tx.serialize())
         if not result.accepted:
             raise VerificationFailed(f"the kernel refused the funding transaction: {result.reason}",
                                      hint="this is a bug in coldsign's regtest faucet")
-        return Utxo(txid=tx.txid().hex(), vout=0, amount_sat=amount_sat,
-                    script_pubkey=bytes(script_pubkey), height=result.height, coinbase=False)
+        txid = tx.txid().hex()
+        return [Utxo(txid=txid, vout=n, amount_sat=amount, script_pubkey=script, height=result.height,
+                     coinbase=False) for n, (script, amount) in enumerate(payments)]
 
-    def _spendable_coins_for(self, amount_sat: int) -> list[Utxo]:
+    def _spendable_coins_for(self, amount_sat: int, payments: int = 1) -> list[Utxo]:
         mined = 0
         while True:
             nxt = self.height + 1
@@ -382,7 +392,7 @@ class RegtestChain:
             for coin in coins:
                 chosen.append(coin)
                 total += coin.amount_sat
-                if total >= amount_sat + fee_for(len(chosen)):
+                if total >= amount_sat + fee_for(len(chosen), payments):
                     return chosen
             if mined >= FUND_MAX_MATURING_BLOCKS:
                 raise Refused(f"the miner cannot pay {amount_sat} sat even after mining "

@@ -284,3 +284,19 @@ def test_fast_mining_keeps_timestamps_valid_and_near_the_clock(chain):
     times = [int(chain._entry(h).block_header.timestamp.timestamp()) for h in range(101, 402)]
     assert all(t >= frozen for t in times)
     assert times[-1] - frozen < 120
+
+
+def test_fund_many_pays_every_output_in_one_block(chain_dir):
+    from coldsign.errors import BadInput
+
+    scripts = [bytes([0x00, 0x20]) + bytes([n]) * 32 for n in range(1, 4)]  # three P2WSH scripts
+    with RegtestChain.open(chain_dir) as chain:
+        coins = chain.fund_many([(s, 10_000 * (n + 1)) for n, s in enumerate(scripts)])
+        assert [c.vout for c in coins] == [0, 1, 2] and len({c.txid for c in coins}) == 1
+        assert all(c.height == chain.height == 102 for c in coins)
+        assert sorted(chain.utxos(scripts), key=lambda c: c.vout) == coins
+        assert [c.amount_sat for c in coins] == [10_000, 20_000, 30_000]
+        with pytest.raises(BadInput) as err:
+            chain.fund_many([])
+        assert err.value.message == "fund 1 to 2500 outputs in one transaction, not 0"
+        assert chain.height == 102
