@@ -252,7 +252,9 @@ def sync_cmd(
                 result = sync(db, name, source, gap_limit=gap_limit, progress=progress)
         finally:
             source.close()
-    doc = result.to_json()
+        from coldsign.cli.watch_send import settle
+
+        doc = {**result.to_json(), "confirmed_psbts": settle(db, name)}
     emit(settings, doc, lambda: _render_sync(doc))
 
 
@@ -414,3 +416,6 @@ class _SyncProgress:
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+
+from coldsign.cli import watch_send  # noqa: E402,F401  (registers send, bump, collect, broadcast, psbts)
