@@ -10,12 +10,9 @@ Two ways to learn what the wallet's scripts hold, chosen by the URL:
   confirmed coin now" and `txids` are the transactions of those coins. One scan walks the whole
   UTXO set (about a minute on mainnet), hence the longer `scan_timeout`.
 - **Watch-only wallet mode** (`/wallet/NAME`, a descriptor wallet created with private keys
-  disabled, Bitcoin Core 23 or newer): the scripts are imported once as `raw(HEX)` descriptors
-  with `importdescriptors` (the node rescans from `birthday`, a UNIX time; 0 = the whole chain),
-  then `listreceivedbyaddress` gives every transaction that ever paid each script (so `used` is
-  exact, spent or not) and `listunspent` the coins now, mempool included (`height` None). The
-  transactions that *spent from* a script are not listed in `txids` (the wallet reports receives
-  per address); the coins that moved are visible as missing from `unspent`.
+  disabled, Bitcoin Core 23 or newer): the scripts are imported once with `importdescriptors`,
+  then `listreceivedbyaddress` tells which were ever paid (history included) and `listunspent`
+  the coins now, mempool included. It lives in `coldsign.chain.bitcoind_wallet`.
 
 Everything else is the same in both modes: `getblockchaininfo` (tip, and the chain name: a node on
 another network than --network is refused, exit 7, naming both), `getrawtransaction` (without
@@ -104,7 +101,12 @@ class BitcoindSource:
                                 max_bytes=max_bytes, transient=_transient)
         self._ids = itertools.count(1)
         self._network_checked = False
-        self._in_wallet: set[bytes] | None = None     # raw() scripts the wallet already watches
+        self._watch_only = None                        # the wallet mode, with /wallet/NAME
+        if wallet is not None:
+            # NOTE: imported here, not at the top: bitcoind_wallet imports this module's helpers.
+            from coldsign.chain.bitcoind_wallet import WatchOnlyWallet
+
+            self._watch_only = WatchOnlyWallet(self, birthday=birthday)
 
     def __repr__(self) -> str:
         return f"BitcoindSource({self.description!r})"
@@ -119,9 +121,9 @@ class BitcoindSource:
         self._check_network()
         if not scripts:
             return []
-        if self.wallet is None:
+        if self._watch_only is None:
             return self._scan_utxo_set(scripts)
-        return self._scan_wallet(scripts)
+        return self._watch_only.scan(scripts)
 
     def transaction(self, txid: str) -> bytes:
         txid = txid_argument(txid)
@@ -141,10 +143,7 @@ class BitcoindSource:
         if isinstance(target_blocks, bool) or not 1 <= target_blocks <= MAX_FEE_TARGET:
             raise UsageProblem(f"a confirmation target of {target_blocks} blocks is outside 1–{MAX_FEE_TARGET}")
         self._check_network()
-        try:
-            result = self._call("estimatesmartfee", [target_blocks])
-        except RpcError as e:
-            raise self._problem("estimatesmartfee", e) from None
+        result = self.rpc("estimatesmartfee", [target_blocks])
         expect(self.description, result, dict, "estimatesmartfee")
         if "feerate" not in result:
             errors = result.get("errors") or ["no estimate"]
@@ -163,10 +162,7 @@ class BitcoindSource:
     def test_accept(self, tx: bytes) -> Acceptance:
         txid = own_txid(tx)
         self._check_network()
-        try:
-            result = self._call("testmempoolaccept", [[bytes(tx).hex()]])
-        except RpcError as e:
-            raise self._problem("testmempoolaccept", e) from None
+        result = self.rpc("testmempoolaccept", [[bytes(tx).hex()]])
         expect(self.description, result, list, "testmempoolaccept")
         if len(result) != 1:
             raise nonsense(self.description, f"testmempoolaccept gave {len(result)} results for one transaction")
@@ -231,126 +227,10 @@ class BitcoindSource:
                                 f"{what}.scriptPubKey")
             if script not in found:
                 raise nonsense(self.description, f"{what} is a script coldsign did not ask about")
-            found[script].append(Unspent(
-                txid=expect_hash(self.description, expect_field(self.description, item, "txid", str, what),
-                                 f"{what}.txid"),
-                vout=expect_count(self.description, expect_field(self.description, item, "vout", int, what),
-                                  f"{what}.vout"),
-                amount_sat=_sats(self.description, expect_field(self.description, item, "amount",
-                                                                object, what), f"{what}.amount"),
-                script_pubkey=script,
-                height=expect_count(self.description, expect_field(self.description, item, "height", int, what),
-                                    f"{what}.height")))
-        return [_activity(s, found[s], ()) for s in scripts]
-
-    def _scan_wallet(self, scripts: list[bytes]) -> list[ScriptActivity]:
-        self._import(list(dict.fromkeys(scripts)))
-        received = self._received_by_script(scripts)
-        for _ in range(3):     # a block arriving between the calls would skew the heights
-            tip = self._blockchain_info()
-            coins = self._wallet_unspent(set(scripts), tip.height)
-            if self._blockchain_info().block_hash == tip.block_hash:
-                break
-        else:
-            raise EnvironmentProblem(f"{self.description} kept finding new blocks during the sync",
-                                     code="source-moving", hint="sync again")
-        return [_activity(s, coins.get(s, []), received.get(s, ())) for s in scripts]
-
-    def _import(self, scripts: list[bytes]) -> None:
-        from embit.descriptor.checksum import add_checksum
-
-        if self._in_wallet is None:
-            self._in_wallet = self._watched_scripts()
-        new = [s for s in scripts if s not in self._in_wallet]
-        if not new:
-            return
-        requests = [{"desc": add_checksum(f"raw({s.hex()})"), "timestamp": self.birthday}
-                    for s in new]
-        try:
-            results = self._call("importdescriptors", [requests], wallet=True,
-                                 timeout=self.scan_timeout, retry=False)
-        except RpcError as e:
-            raise self._problem("importdescriptors", e) from None
-        expect(self.description, results, list, "importdescriptors")
-        if len(results) != len(new):
-            raise nonsense(self.description, "importdescriptors gave a result count unlike the request")
-        for script, result in zip(new, results):
-            if expect_field(self.description, result, "success", bool, "importdescriptors[]") is not True:
-                error = result.get("error") if isinstance(result.get("error"), dict) else {}
-                raise EnvironmentProblem(
-                    f"{self.description} could not watch script {script.hex()}: "
-                    f"{error.get('message', 'no reason given')}", code="source-import",
-                    hint="the wallet must be a descriptor wallet with private keys disabled: "
-                         "bitcoin-cli createwallet NAME true true")
-            self._in_wallet.add(script)
-
-    def _watched_scripts(self) -> set[bytes]:
-        try:
-            result = self._call("listdescriptors", [], wallet=True)
-        except RpcError as e:
-            raise self._problem("listdescriptors", e) from None
-        descriptors = expect_field(self.description, result, "descriptors", list, "listdescriptors")
-        watched = set()
-        for i, item in enumerate(descriptors):
-            desc = expect_field(self.description, item, "desc", str, f"listdescriptors.descriptors[{i}]")
-            if desc.startswith("raw(") and ")" in desc:
-                try:
-                    watched.add(bytes.fromhex(desc[4:desc.index(")")]))
-                except ValueError:
-                    raise nonsense(self.description, "listdescriptors has a raw() that is not hex") from None
-        return watched
-
-    def _received_by_script(self, scripts: list[bytes]) -> dict[bytes, tuple[str, ...]]:
-        by_address = {}
-        for script in scripts:
-            address = _address_of(script, self.network)
-            if address is not None:
-                by_address[address] = script
-        try:
-            rows = self._call("listreceivedbyaddress",
-                              {"minconf": 0, "include_empty": True, "include_watchonly": True,
-                               "include_immature_coinbase": True}, wallet=True)
-        except RpcError as e:
-            raise self._problem("listreceivedbyaddress", e) from None
-        expect(self.description, rows, list, "listreceivedbyaddress")
-        received: dict[bytes, tuple[str, ...]] = {}
-        for i, row in enumerate(rows):
-            what = f"listreceivedbyaddress[{i}]"
-            address = expect_field(self.description, row, "address", str, what)
-            txids = expect_field(self.description, row, "txids", list, what)
-            checked = tuple(expect_hash(self.description, t, f"{what}.txids[]") for t in txids)
-            if address in by_address:
-                received[by_address[address]] = checked
-        return received
-
-    def _wallet_unspent(self, scripts: set[bytes], tip_height: int) -> dict[bytes, list[Unspent]]:
-        try:
-            rows = self._call("listunspent", {"minconf": 0, "maxconf": 9_999_999,
-                                              "include_unsafe": True}, wallet=True)
-        except RpcError as e:
-            raise self._problem("listunspent", e) from None
-        expect(self.description, rows, list, "listunspent")
-        coins: dict[bytes, list[Unspent]] = {}
-        for i, row in enumerate(rows):
-            what = f"listunspent[{i}]"
-            script = expect_hex(self.description, expect_field(self.description, row, "scriptPubKey", str, what),
-                                f"{what}.scriptPubKey")
-            if script not in scripts:
-                continue          # the node's wallet may watch more than this sync asks about
-            confirmations = expect_count(self.description, expect_field(
-                self.description, row, "confirmations", int, what), f"{what}.confirmations")
-            if confirmations > tip_height + 1:
-                raise nonsense(self.description, f"{what} has more confirmations than the chain has blocks")
-            coins.setdefault(script, []).append(Unspent(
-                txid=expect_hash(self.description, expect_field(self.description, row, "txid", str, what),
-                                 f"{what}.txid"),
-                vout=expect_count(self.description, expect_field(self.description, row, "vout", int, what),
-                                  f"{what}.vout"),
-                amount_sat=_sats(self.description, expect_field(self.description, row, "amount",
-                                                                object, what), f"{what}.amount"),
-                script_pubkey=script,
-                height=tip_height - confirmations + 1 if confirmations else None))
-        return coins
+            height = expect_count(self.description, expect_field(self.description, item, "height", int, what),
+                                  f"{what}.height")
+            found[script].append(rpc_coin(self.description, item, what, script, height))
+        return [activity(s, found[s], ()) for s in scripts]
 
     def _wallet_transaction(self, txid: str) -> bytes:
         hint = ("a node without -txindex finds only mempool transactions; start it with -txindex=1 "
@@ -369,10 +249,7 @@ class BitcoindSource:
     # -- the node and its network ----------------------------------------------------------------
 
     def _blockchain_info(self) -> Tip:
-        try:
-            info = self._call("getblockchaininfo", [])
-        except RpcError as e:
-            raise self._problem("getblockchaininfo", e) from None
+        info = self.rpc("getblockchaininfo", [])
         chain = expect_field(self.description, info, "chain", str, "getblockchaininfo")
         height = expect_count(self.description, expect_field(self.description, info, "blocks", int,
                                                              "getblockchaininfo"), "getblockchaininfo.blocks")
@@ -434,6 +311,14 @@ class BitcoindSource:
             raise nonsense(self.description, f"the answer to {method} has no result")
         return doc["result"]
 
+    def rpc(self, method: str, params: list | dict, *, wallet: bool = False,
+            timeout: float | None = None, retry: bool = True) -> Any:
+        """One JSON-RPC call whose RPC errors all mean "the node cannot help": EnvironmentProblem."""
+        try:
+            return self._call(method, params, wallet=wallet, timeout=timeout, retry=retry)
+        except RpcError as e:
+            raise self._problem(method, e) from None
+
     def _problem(self, method: str, e: RpcError) -> EnvironmentProblem:
         hints = {
             RPC_IN_WARMUP: "the node is starting up; try again in a minute",
@@ -485,7 +370,8 @@ def _json_or_none(answer: HttpAnswer) -> Any:
         return None
 
 
-def _activity(script: bytes, coins: list[Unspent], received: tuple[str, ...]) -> ScriptActivity:
+def activity(script: bytes, coins: list[Unspent], received: tuple[str, ...]) -> ScriptActivity:
+    """A script's activity from its coins and the transactions that paid it (either may be empty)."""
     txids = tuple(dict.fromkeys([*received, *(c.txid for c in coins)]))
     return ScriptActivity(script_pubkey=script, used=bool(txids), txids=txids, unspent=tuple(coins))
 
@@ -495,6 +381,16 @@ def _decimal(description: str, value: Any, what: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
         raise nonsense(description, f"{what} is not a number")
     return Decimal(value)
+
+
+def rpc_coin(description: str, item: Any, what: str, script: bytes, height: int | None) -> Unspent:
+    """A coin of `script` from an RPC answer entry with txid, vout and amount (scantxoutset
+    unspents, listunspent); its height is worked out by the caller."""
+    return Unspent(
+        txid=expect_hash(description, expect_field(description, item, "txid", str, what), f"{what}.txid"),
+        vout=expect_count(description, expect_field(description, item, "vout", int, what), f"{what}.vout"),
+        amount_sat=_sats(description, expect_field(description, item, "amount", object, what), f"{what}.amount"),
+        script_pubkey=script, height=height)
 
 
 def _sats(description: str, value: Any, what: str) -> int:
@@ -508,11 +404,3 @@ def _sats(description: str, value: Any, what: str) -> int:
         raise nonsense(description, f"{what} is not an amount of bitcoin")
     return int(sats)
 
-
-def _address_of(script: bytes, network: Network) -> str | None:
-    from embit.script import Script
-
-    try:
-        return Script(script).address(network.embit)
-    except Exception:  # noqa: BLE001 - embit raises ValueError/KeyError for scripts without one
-        return None

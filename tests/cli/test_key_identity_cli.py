@@ -15,32 +15,17 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 import walletkit as W
-from coldsign.cli.main import app
 from coldsign.keys.identity import IdentityKey, identity_path, slip10_ed25519
 from coldsign.keys.secret import Secret
 from coldsign.keys.seed import SeedKey
-
-PASSWORD = "correct horse"
-PASSPHRASE = "TREZOR"
+from test_key_store_cli import PASSPHRASE, PASSWORD, invoke, secret_file
+from test_key_store_cli import assert_no_secret as assert_no_seed_secret
 
 pytestmark = pytest.mark.usefixtures("fast_kdf")
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
-
-
-def secret_file(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return path
 
 
 def identity_of(name: str, index: int = 0, passphrase: str | None = None) -> IdentityKey:
@@ -286,17 +271,12 @@ def run_coldsign(inject: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def assert_no_secret(text: str) -> None:
-    words = W.mnemonic("alice").split()
-    for pair in zip(words, words[1:]):
-        assert " ".join(pair) not in text
-    root = W.seed("alice").root.reveal()
-    assert root.to_base58() not in text
-    assert root.to_base58(version=bytes.fromhex("04358394")) not in text  # tprv
+    """Beyond the mnemonic's word pairs, the root xprv/tprv and the password: the identity keys."""
+    assert_no_seed_secret(text)
     for index in (0, 1):
         private = slip10_ed25519(W.seed("alice").seed.reveal(), identity_path(index))[0].reveal()
         assert private.hex() not in text and private.hex().upper() not in text
     assert W.seed("alice").seed.reveal().hex() not in text
-    assert PASSWORD not in text
 
 
 def test_nothing_secret_leaks_with_debug_and_an_injected_failure(tmp_path, home, files):

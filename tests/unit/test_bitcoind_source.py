@@ -13,57 +13,35 @@ import base64
 import json
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 import walletkit as W
+from chainfake import A, B, C, D, TIP_HASH, TX1, TX2, TX3, FakeServer, done, fakes_of, load_answer, tx2_raw
 from coldsign.chain.bitcoind import BitcoindSource
 from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
 from coldsign.chain.sources import open_source
 from coldsign.errors import EnvironmentProblem, ExitStatus, NotFound, Refused
 from coldsign.network import Network
 
-DATA = Path(__file__).parent.parent / "data" / "chain" / "bitcoind"
 USER, PASSWORD = "coldsign", "correct-horse-battery"
 WALLET = "coldsign-watch"
 ANY = object()
 
-WPKH = W.wallet("wpkh")
-A, B, C, D = (WPKH.script_pubkey(0, i) for i in range(4))
-TX1 = "b72e07cf700bec4b31d7260a8366047875ad12a0753f7304a5f9c53129982b4c"
-TX2 = "d79f3f9c71d42d16db360e297b1e6e2ff835c31a841e4bc704e0b4b3d12b7699"
-TX3 = "e489f9433a00693a6b9deb047c5f3a8106a9f48adacf2d00c14fde7713b9724b"
-TIP_HASH = "8845b385b04660c5ea14a0f2fac2d26ef17fbc84dda0a9f931d2e1622cff4fde"
-
 
 def answer(name: str) -> dict:
-    return json.loads((DATA / f"{name}.json").read_text(), parse_float=Decimal)
+    return load_answer("bitcoind", name, parse_float=Decimal)
 
 
 def raw_tx(name: str) -> bytes:
     if name == "tx3":
         return bytes.fromhex(answer("gettransaction_tx3")["result"]["hex"])
-    return bytes.fromhex(answer("getrawtransaction_tx1")["result"]) if name == "tx1" else _tx2()
-
-
-def _tx2() -> bytes:
-    from embit.script import Script, Witness
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
-
-    vin = TransactionInput(bytes.fromhex(TX1), 0, sequence=0xfffffffd)
-    vin.witness = Witness([bytes.fromhex("30440220" + "11" * 32 + "0220" + "22" * 32 + "01"),
-                           bytes.fromhex("02" + "33" * 32)])
-    tx = Transaction(vin=[vin], vout=[TransactionOutput(30_000_000, Script(B)),
-                                      TransactionOutput(19_990_000, Script(W.EXTERNAL_SCRIPT))], locktime=148)
-    assert tx.txid().hex() == TX2
-    return tx.serialize()
+    return bytes.fromhex(answer("getrawtransaction_tx1")["result"]) if name == "tx1" else tx2_raw()
 
 
 def dumps(doc: dict) -> bytes:
@@ -84,31 +62,17 @@ class Call:
     delay: float = 0.0
 
 
-class FakeNode:
+class FakeNode(FakeServer):
+    """Bitcoin Core's RPC port: JSON-RPC POSTs to / or /wallet/WALLET with basic auth."""
+
     def __init__(self, script: list[Call]):
-        self.script = list(script)
+        super().__init__(script)
         self.requests: list[dict] = []
-        self.failures: list[str] = []
-        node = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):       # quiet
-                pass
-
-            def do_POST(self):
-                node.serve(self)
-
-            def do_GET(self):
-                node.failures.append(f"GET {self.path}")
-                self.send_error(405)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def serve(self, h: BaseHTTPRequestHandler) -> None:
-        body = h.rfile.read(int(h.headers.get("Content-Length", 0)))
+    def serve(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        if h.command != "POST":
+            self.failures.append(f"{h.command} {h.path}")
+            return h.send_error(405)
         doc = json.loads(body)
         self.requests.append({"path": h.path, "auth": h.headers.get("Authorization"), **doc})
         expected = f"Basic {base64.b64encode(f'{USER}:{PASSWORD}'.encode()).decode()}"
@@ -120,7 +84,7 @@ class FakeNode:
             return
         if not self.script:
             self.failures.append(f"unscripted call {doc.get('method')}")
-            return self._send(h, 599, b"")
+            return self.send(h, 599, b"")
         call = self.script.pop(0)
         path = f"/wallet/{WALLET}" if call.wallet else "/"
         problems = [p for p in (
@@ -130,51 +94,24 @@ class FakeNode:
             doc.get("jsonrpc") != "2.0" and "not JSON-RPC 2.0") if p]
         if problems:
             self.failures.extend(problems)
-            return self._send(h, 599, b"")
+            return self.send(h, 599, b"")
         time.sleep(call.delay)
         if isinstance(call.reply, bytes):
-            return self._send(h, call.status, call.reply)
+            return self.send(h, call.status, call.reply)
         reply = answer(call.reply) if isinstance(call.reply, str) else call.reply
-        self._send(h, call.status, dumps({**reply, "id": doc["id"]}))
-
-    @staticmethod
-    def _send(h, status: int, body: bytes) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        try:
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass                                 # the client gave up (timeout test)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.send(h, call.status, dumps({**reply, "id": doc["id"]}))
 
 
 @pytest.fixture()
 def node():
-    started = []
-
-    def start(*script: Call) -> FakeNode:
-        started.append(FakeNode(list(script)))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        fake.close()
-        assert fake.failures == []
+    with fakes_of(FakeNode) as start:
+        yield start
 
 
 def source(fake: FakeNode, **kw) -> BitcoindSource:
     settings = {"network": Network.REGTEST, "user": USER, "password": PASSWORD, "timeout": 2.0,
                 "retries": 2, "backoff": 0.01, **kw}
     return BitcoindSource("127.0.0.1", fake.port, **settings)
-
-
-def done(fake: FakeNode) -> None:
-    assert fake.script == [], f"calls never made: {[c.method for c in fake.script]}"
 
 
 INFO = Call("getblockchaininfo", [], "getblockchaininfo_regtest")

@@ -10,28 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-import walletkit as W
+from chainfake import A, B, C, D, TIP_HASH, TX1, TX2, TX3, FakeServer, done, fakes_of, load_answer, tx2_raw
 from coldsign.chain.esplora import NOT_CHECKED, EsploraSource
 from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
 from coldsign.chain.sources import open_source
 from coldsign.errors import EnvironmentProblem, ExitStatus, NotFound, Refused, TransactionDecodeError
 from coldsign.network import Network
-
-DATA = Path(__file__).parent.parent / "data" / "chain" / "esplora"
-WPKH = W.wallet("wpkh")
-A, B, C, D = (WPKH.script_pubkey(0, i) for i in range(4))
-TX1 = "b72e07cf700bec4b31d7260a8366047875ad12a0753f7304a5f9c53129982b4c"
-TX2 = "d79f3f9c71d42d16db360e297b1e6e2ff835c31a841e4bc704e0b4b3d12b7699"
-TX3 = "e489f9433a00693a6b9deb047c5f3a8106a9f48adacf2d00c14fde7713b9724b"
-TIP_HASH = "8845b385b04660c5ea14a0f2fac2d26ef17fbc84dda0a9f931d2e1622cff4fde"
 
 
 def scripthash(script: bytes) -> str:
@@ -39,21 +29,7 @@ def scripthash(script: bytes) -> str:
 
 
 def reply(name: str) -> dict:
-    return json.loads((DATA / f"{name}.json").read_text())
-
-
-def tx2_raw() -> bytes:
-    """tx2's bytes: the node files carry tx1's; tx2 is rebuilt exactly as the README describes."""
-    from embit.script import Script, Witness
-    from embit.transaction import Transaction, TransactionInput, TransactionOutput
-
-    vin = TransactionInput(bytes.fromhex(TX1), 0, sequence=0xfffffffd)
-    vin.witness = Witness([bytes.fromhex("30440220" + "11" * 32 + "0220" + "22" * 32 + "01"),
-                           bytes.fromhex("02" + "33" * 32)])
-    tx = Transaction(vin=[vin], vout=[TransactionOutput(30_000_000, Script(B)),
-                                      TransactionOutput(19_990_000, Script(W.EXTERNAL_SCRIPT))], locktime=148)
-    assert tx.txid().hex() == TX2
-    return tx.serialize()
+    return load_answer("esplora", name)
 
 
 @dataclass
@@ -70,83 +46,42 @@ class Req:
 GENESIS = Req("/block-height/0", "block-height-0_regtest")
 
 
-class FakeEsplora:
+class FakeEsplora(FakeServer):
+    """An Esplora REST API under the base path `base`."""
+
     def __init__(self, script: list[Req], base: str = ""):
-        self.script = list(script)
+        super().__init__(script)
         self.base = base
         self.requests: list[str] = []
-        self.failures: list[str] = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                fake.serve(self, b"")
-
-            def do_POST(self):
-                fake.serve(self, self.rfile.read(int(self.headers.get("Content-Length", 0))))
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
 
     def serve(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
         self.requests.append(f"{h.command} {h.path}")
         if not self.script:
             self.failures.append(f"unscripted {h.command} {h.path}")
-            return self._send(h, 599, b"", "text/plain")
+            return self.send(h, 599, b"", "text/plain")
         req = self.script.pop(0)
         if (h.command, h.path) != (req.method, self.base + req.path) or (req.body is not None and body != req.body):
             self.failures.append(f"{h.command} {h.path} instead of {req.method} {self.base + req.path}")
-            return self._send(h, 599, b"", "text/plain")
+            return self.send(h, 599, b"", "text/plain")
         time.sleep(req.delay)
         doc = reply(req.answer) if isinstance(req.answer, str) else req.answer
         content = doc["body"]
         if isinstance(content, bytes):
-            return self._send(h, doc["status"], content, "application/json")
+            return self.send(h, doc["status"], content, "application/json")
         if isinstance(content, str):
-            return self._send(h, doc["status"], content.encode(), "text/plain")
-        self._send(h, doc["status"], json.dumps(content).encode(), "application/json")
-
-    @staticmethod
-    def _send(h, status: int, body: bytes, content_type: str) -> None:
-        h.send_response(status)
-        h.send_header("Content-Type", content_type)
-        h.send_header("Content-Length", str(len(body)))
-        h.end_headers()
-        try:
-            h.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+            return self.send(h, doc["status"], content.encode(), "text/plain")
+        self.send(h, doc["status"], json.dumps(content).encode(), "application/json")
 
 
 @pytest.fixture()
 def esplora():
-    started = []
-
-    def start(*script: Req, base: str = "") -> FakeEsplora:
-        started.append(FakeEsplora(list(script), base))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        fake.close()
-        assert fake.failures == []
+    with fakes_of(FakeEsplora) as start:
+        yield start
 
 
 def source(fake: FakeEsplora, **kw) -> EsploraSource:
     settings = {"network": Network.REGTEST, "timeout": 2.0, "retries": 2, "backoff": 0.01, **kw}
     return EsploraSource("127.0.0.1", fake.port, **settings)
-
-
-def done(fake: FakeEsplora) -> None:
-    assert fake.script == [], f"requests never made: {[r.path for r in fake.script]}"
 
 
 def scan_requests(script: bytes, txs: str, utxo: str) -> list[Req]:
