@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
 
+from coldsign.amounts import MAX_MONEY_SAT
 from coldsign.chain.http import (DEFAULT_BACKOFF, DEFAULT_MAX_BYTES, DEFAULT_RETRIES,
                                  DEFAULT_TIMEOUT, HttpAnswer, HttpClient, expect, expect_count,
                                  expect_field, expect_hash, expect_hex, nonsense, own_txid,
@@ -47,7 +48,6 @@ from coldsign.network import Network
 DEFAULT_SCAN_TIMEOUT = 600.0    # scantxoutset / importdescriptors with a rescan take minutes
 COOKIE_MAX_BYTES = 4_096
 MAX_FEE_TARGET = 1_008          # estimatesmartfee's longest target
-MAX_MONEY_SAT = 21_000_000 * 100_000_000
 CHAIN_NAMES = {"main": Network.MAIN, "test": Network.TEST, "testnet4": Network.TEST,
                "signet": Network.SIGNET, "regtest": Network.REGTEST}
 # RPC error codes (Bitcoin Core src/rpc/protocol.h)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from coldsign.amounts import MAX_MONEY_SAT
 from coldsign.chain import blocks as B
 from coldsign.chain.index import ChainIndex, Utxo
 from coldsign.chain.kernel_log import KernelLog, reject_detail
@@ -39,7 +40,6 @@ INDEX_FILE = "index.sqlite"
 LOCK_FILE = "coldsign.lock"
 # How many blocks `fund` may mine to mature enough coinbase coins before it gives up.
 FUND_MAX_MATURING_BLOCKS = 1_000
-MAX_MONEY_SAT = 21_000_000 * B.COIN
 # Outputs of one faucet transaction: 2,500 P2WSH outputs weigh ~430 kWU, well inside a block.
 FUND_MAX_OUTPUTS = 2_500
 

@@ -24,12 +24,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from coldsign.amounts import MAX_MONEY_SAT
 from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
 from coldsign.errors import EnvironmentProblem, Refused
 
 REGTEST_FEE_RATE = 2.0        # sat/vB: what `fee_rate` answers for every target
 MIN_RELAY_FEE_RATE = 1.0      # sat/vB: Bitcoin Core's default -minrelaytxfee, checked by test_accept
-MAX_MONEY_SAT = 21_000_000 * 100_000_000
 
 
 class RegtestSource:

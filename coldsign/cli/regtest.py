@@ -6,15 +6,13 @@ inside each command (it loads libbitcoinkernel, ~0.2 s).
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
-from coldsign.errors import BadInput, NotFound, UsageProblem
+from coldsign.errors import NotFound, UsageProblem
 from coldsign.network import Network
 
 app = typer.Typer(no_args_is_help=True, help=(
@@ -25,7 +23,6 @@ app = typer.Typer(no_args_is_help=True, help=(
 # How many blocks one `regtest mine` may ask for (a typo like 1000000 would run for minutes).
 MINE_MAX_BLOCKS = 10_000
 INIT_HEIGHT = 101  # the first coinbase is spendable in block 101, so `fund` works at once
-_SAT_RE = re.compile(r"^([0-9]+)\s*sats?$", re.IGNORECASE)
 
 
 def _datadir(settings: Settings) -> Path:
@@ -44,28 +41,6 @@ def open_chain(settings: Settings):
         raise NotFound("no regtest chain here", where=str(datadir),
                        hint="run `coldsign regtest init` first")
     return RegtestChain.open(datadir)
-
-
-def parse_amount(text: str) -> int:
-    """`0.5` (BTC, up to 8 decimals) or `50000sat` → satoshis; BadInput otherwise."""
-    from coldsign.chain.regtest import MAX_MONEY_SAT
-
-    match = _SAT_RE.match(text.strip())
-    if match:
-        sat = int(match.group(1))
-    else:
-        try:
-            btc = Decimal(text.strip())
-        except InvalidOperation:
-            raise BadInput(f"amount {text!r} is not a number",
-                           hint="give BTC like 0.5, or satoshis like 50000sat") from None
-        if not btc.is_finite() or (btc * 100_000_000) != (btc * 100_000_000).to_integral_value():
-            raise BadInput(f"amount {text!r} has more than 8 decimals (below one satoshi)",
-                           hint="give BTC like 0.5, or satoshis like 50000sat")
-        sat = int(btc * 100_000_000)
-    if not 0 < sat <= MAX_MONEY_SAT:
-        raise BadInput(f"amount {text!r} must be above zero and at most 21,000,000 BTC")
-    return sat
 
 
 def _address_script(address: str) -> bytes:
@@ -132,6 +107,8 @@ def fund(ctx: typer.Context,
     """
     settings = settings_of(ctx, json_flag)
     script = _address_script(address)
+    from coldsign.amounts import parse_amount
+
     amount_sat = parse_amount(amount)
     with open_chain(settings) as chain:
         coin = chain.fund(script, amount_sat)

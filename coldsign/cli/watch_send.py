@@ -36,7 +36,7 @@ def _network_of(settings, record):
 
 
 def _parse_to(text: str, network):
-    from coldsign.cli.regtest import parse_amount
+    from coldsign.amounts import parse_amount
     from coldsign.errors import BadInput
     from coldsign.watch.send import payment
 

@@ -18,6 +18,8 @@ from typing import Callable
 
 from embit.hashes import double_sha256
 
+from coldsign.amounts import MAX_MONEY_SAT as MAX_MONEY
+
 # --- global types -------------------------------------------------------------------------------
 PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_XPUB = 0x01
@@ -69,7 +71,6 @@ PSBT_OUT_TAP_BIP32_DERIVATION = 0x07
 PSBT_OUT_PROPRIETARY = 0xFC
 
 LOCKTIME_THRESHOLD = 500_000_000
-MAX_MONEY = 21_000_000 * 100_000_000
 TAPROOT_CONTROL_MAX_NODES = 128
 
 
