@@ -42,6 +42,7 @@ class Kind(str, Enum):
     psbt = "psbt"
     transaction = "transaction"
     bytes = "bytes"
+    json = "json"
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -49,7 +50,8 @@ class Kind(str, Enum):
 FileArg = Annotated[Path, typer.Argument(help="the file to send: a PSBT (binary, base64 or hex), or what "
                                          "--type says")]
 TypeOpt = Annotated[Kind, typer.Option("--type", help="what FILE holds: psbt (default), transaction (binary "
-                                       "or hex) or bytes (sent as they are)")]
+                                       "or hex), json (a signing request bundle, log export: BBQr type J) or "
+                                       "bytes (sent as they are)")]
 MaxFragmentOpt = Annotated[Optional[int], typer.Option("--max-fragment", min=10, help="frame size: bytes of "
                            "a UR fragment, characters of a BBQr part (instead of --density)")]
 DensityOpt = Annotated[Optional[Density], typer.Option("--density", help="QR size: low (version 12, small "
@@ -86,6 +88,13 @@ def read_message(path: Path, kind: Kind) -> bytes:
                                          hint="give a raw transaction in binary or hex, or use --type bytes") from err
     else:
         data = read_limited(path, LIMITS.qr_message_max_bytes, what="file")
+        if kind is Kind.json:
+            import json
+
+            try:
+                json.loads(data)
+            except ValueError as err:
+                raise BadInput(f"--type json but the file is not JSON: {err}", where=str(path)) from None
     if not data:
         raise BadInput("the file is empty", where=str(path))
     if len(data) > LIMITS.qr_message_max_bytes:

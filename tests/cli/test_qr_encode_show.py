@@ -160,6 +160,20 @@ def test_encode_transaction_and_raw_bytes(psbt_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert assemble((tmp_path / "b" / "frames.txt").read_text().splitlines()).data == blob.read_bytes()
 
+    doc_file = tmp_path / "bundle.json"
+    doc_file.write_text(json.dumps({"format": "coldsign-request-bundle", "memo": "é" * 50}))
+    result = invoke("qr", "encode", str(doc_file), "--type", "json", "--format", "bbqr", "--frames-dir",
+                    str(tmp_path / "j"), "--json")
+    assert result.exit_code == 0, result.output
+    frames = (tmp_path / "j" / "frames.txt").read_text().splitlines()
+    assert frames[0][:6] in ("B$ZJ01", "B$2J01")  # BBQr file type J, compressed or base32
+    message = assemble(frames)
+    assert (message.type, message.data) == ("json", doc_file.read_bytes())
+    (tmp_path / "broken.json").write_text("{not json")
+    result = invoke("qr", "encode", str(tmp_path / "broken.json"), "--type", "json", "--format", "bbqr",
+                    "--frames-dir", str(tmp_path / "k"))
+    assert result.exit_code == 3 and "--type json but the file is not JSON" in result.output
+
 
 @pytest.mark.parametrize("content,args,code,message", [
     (b"hello, not a psbt\n", [], 3, "not a PSBT: tried"),
