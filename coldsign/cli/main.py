@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from coldsign.cli import key, psbt, qr, regtest, wallet, watch
+from coldsign.cli import log
+from coldsign.cli import policy
 from coldsign.cli.app import app
+from coldsign.cli import request
 
 app.add_typer(key.app, name="key")
 app.add_typer(wallet.app, name="wallet")
@@ -11,6 +14,9 @@ app.add_typer(psbt.app, name="psbt")
 app.add_typer(regtest.app, name="regtest")
 app.add_typer(qr.app, name="qr")
 app.add_typer(watch.app, name="watch")
+app.add_typer(log.app, name="log")
+app.add_typer(policy.app, name="policy")
+app.add_typer(request.app, name="request")
 
 
 def main() -> int:

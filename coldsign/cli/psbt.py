@@ -107,6 +107,10 @@ def sign(
                               "10% of the amount sent or 1,000 sat/vB")] = False,
     keystore_name: KeystoreOpt = None,
     password_file: PasswordFileOpt = None,
+    request_file: Annotated[Optional[Path], typer.Option("--request", help="signing request bundle (request, "
+                            "approvals, PSBT) to evaluate against the policy; FILE may then be '-'")] = None,
+    policy_file: Annotated[Optional[Path], typer.Option("--policy", help="the policy expected to decide (must "
+                           "be the installed one when a policy is installed)")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Review, then sign every input of the wallet with the seed's keys; each new signature is checked
@@ -114,9 +118,17 @@ def sign(
 
     The seed comes from --mnemonic-file (or typed words) or from an encrypted --keystore.
 
+    Under a policy (installed in the home folder, or --policy FILE) a signing request bundle is
+    required (--request): it is evaluated before the seed is read; a refusal is recorded in the
+    signer's ledger and exits 4 listing every failed check. FILE must be the bundle's PSBT, or '-'
+    to sign the PSBT the bundle carries. The signing is recorded (nonce, amount, chain tip) before
+    the signed PSBT is written.
+
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --mnemonic-file /media/seed.txt --out signed.psbt
 
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
+
+    Example: coldsign --network regtest psbt sign - --request withdrawal.bundle --keystore treasury-1 --out signed.psbt --json
     """
     from coldsign.console import render_review, render_sign_report
     from coldsign.cli.secrets import check_seed_options, load_seed
@@ -126,20 +138,107 @@ def sign(
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
-    psbt, _raw, binary = read_psbt(file)
-    registration = pick_wallet(settings, wallet, psbt, required=True)
-    network = network_for(settings, registration)
-    result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
-                    allow_high_fee=allow_high_fee)
-    if not settings.json:
-        render_review(result)
-    refuse_if_needed(result)  # before the seed is even read
-    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
-    report = sign_psbt(psbt, result, registration.descriptor, seed)
-    check_signatures(report, result)
-    _data, sha = write_psbt(out, report.psbt, binary)
+    gate = _PolicyGate.open(settings, request_file, policy_file)
+    try:
+        if gate is not None and str(file) == "-":
+            psbt, binary = gate.bundle_psbt(), True
+        else:
+            psbt, _raw, binary = read_psbt(file)
+        default_wallet = gate.bundle.request.wallet if gate is not None else None
+        registration = pick_wallet(settings, wallet or default_wallet, psbt, required=True)
+        network = network_for(settings, registration)
+        result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
+                        allow_high_fee=allow_high_fee)
+        if not settings.json:
+            render_review(result)
+        if gate is not None:
+            gate.evaluate(psbt, registration, result)  # refusals recorded in the ledger, exit 4
+        refuse_if_needed(result)  # before the seed is even read
+        seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
+        report = sign_psbt(psbt, result, registration.descriptor, seed)
+        check_signatures(report, result)
+        if gate is not None:
+            # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
+            # crash in between loses a signature, never lets the same request be signed twice.
+            gate.record_signed(psbt, registration)
+        _data, sha = write_psbt(out, report.psbt, binary)
+    finally:
+        if gate is not None:
+            gate.close()
     doc = {**report.to_json(), "out": str(out), "sha256": sha, "seed": seed.fingerprints()}
+    if gate is not None:
+        doc["policy"] = gate.summary()
     emit(settings, doc, lambda: render_sign_report(report, str(out), sha, doc["seed"]))
+
+
+class _PolicyGate:
+    """`psbt sign` under a policy: the bundle, the policy in force, the ledger, and the decision."""
+
+    def __init__(self, settings, bundle, in_force, ledger):
+        self.settings, self.bundle, self.in_force, self.ledger = settings, bundle, in_force, ledger
+        self.decision = None
+        self.now = None
+
+    @classmethod
+    def open(cls, settings, request_file: Path | None, policy_file: Path | None) -> "_PolicyGate | None":
+        """None when no policy applies and no request is given; Refused `request-required` when a
+        policy applies and no request is given."""
+        from coldsign.cli.policy_evaluate import policy_in_force
+        from coldsign.errors import Refused
+
+        in_force = policy_in_force(settings, policy_file)
+        if request_file is None:
+            if in_force is None:
+                return None
+            raise Refused(f'policy "{in_force.policy.name}" v{in_force.policy.version} is in force on this signer: '
+                          "signing needs an approved request", code="request-required",
+                          hint="pass --request BUNDLE (made with `coldsign request create` and approved with "
+                               "`coldsign request approve`)")
+        if in_force is None:
+            raise UsageProblem(f"no policy is installed in {settings.home} to evaluate the request against",
+                               hint="install one (`coldsign policy install`) or pass --policy FILE")
+        from coldsign.cli.request import read_bundle
+        from coldsign.policy.ledger import open_for_policy
+
+        bundle, _raw = read_bundle(request_file)
+        return cls(settings, bundle, in_force, open_for_policy(settings.home, in_force.record))
+
+    def bundle_psbt(self):
+        from coldsign.psbt.codec import Psbt
+
+        return Psbt.parse(self.bundle.psbt)
+
+    def evaluate(self, psbt, registration, result) -> None:
+        from datetime import datetime, timezone
+
+        from coldsign.cli.policy_evaluate import decide, refusal
+
+        self.now = datetime.now(timezone.utc)
+        self.decision = decide(self.settings, self.in_force, self.bundle, psbt, registration, result,
+                               self.ledger, self.now)
+        if not self.decision.allowed:
+            reason = "; ".join(f"{c.name}: {c.detail}" for c in self.decision.failures)
+            self.ledger.record_refusal(time=self.now, nonce=self.bundle.request.nonce, rule=self.decision.rule,
+                                       reason=reason)
+            raise refusal(self.decision, self.in_force)
+
+    def record_signed(self, psbt, registration) -> None:
+        from coldsign.psbt.codec import psbt_sha256
+
+        request = self.bundle.request
+        self.ledger.record_signed(nonce=request.nonce, psbt_sha256=psbt_sha256(psbt), wallet=registration.name,
+                                  amount_sat=self.decision.amount_sat, signed_at=self.now,
+                                  tip_height=request.tip_height, tip_hash=request.tip_hash,
+                                  rule=self.decision.rule)
+
+    def summary(self) -> dict:
+        return {"name": self.in_force.policy.name, "version": self.in_force.policy.version,
+                "digest": self.in_force.digest.hex(), "rule": self.decision.rule,
+                "nonce": self.bundle.request.nonce, "amount_sat": self.decision.amount_sat,
+                "checks": [c.to_json() for c in self.decision.checks]}
+
+    def close(self) -> None:
+        self.ledger.close()
 
 
 @app.command()

@@ -1,0 +1,428 @@
+"""`coldsign policy init | show | approve-doc | install | verify`: the signed policy document.
+
+Thin: the document, its digest, the quorum and the install live in `coldsign.policy.document`.
+`policy evaluate` is registered on this app by `coldsign.cli.policy_evaluate` (imported at the end).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
+from coldsign.errors import BadInput, ExitStatus, Refused
+
+app = typer.Typer(no_args_is_help=True, help="The signed policy: what this signer may sign and who must "
+                  "approve it.\n\nExample: coldsign policy show")
+
+EXAMPLE = '''\
+# coldsign policy: what this signer may sign, and who must approve it.
+#
+# Deny by default. The rules are tried in order; the FIRST rule whose conditions all hold
+# (wallet, destinations, amount, velocity, fee, days/hours) decides, and its approvals must
+# then be met. A request that no rule matches is refused.
+#
+#   amounts:   "5 BTC", "0.5 BTC", "120000 sat"     (always with a unit)
+#   durations: "90m", "24h", "7d"
+#   days:      "mon" .. "sun";  hours: "08:00-18:00"  (UTC; the end minute is excluded)
+#
+# Replace every <...> below. Then each admin signs the policy's digest:
+#   coldsign policy approve-doc policy.toml --keystore NAME
+# and the signer installs it (the first time in the key ceremony, with --first):
+#   coldsign policy install policy.toml *.sig.json
+
+format = "coldsign-policy/1"
+name = "treasury"
+version = 1                      # raise it with every change: an equal or lower one is a rollback
+network = "{network}"
+expires = "{expires}"    # UTC; after it this signer signs nothing under this policy
+clock_skew = "5m"                # allowance when comparing a request's times with the signer's clock
+
+# Who signs the next version of this policy: 2 distinct approvers holding the role "admin".
+# Keys rotate that way: the next version names the new keys and the current admins sign it.
+[admins]
+threshold = 2
+role = "admin"
+
+# The people. key: the Ed25519 identity public key that `coldsign key identity` shows.
+[[approvers]]
+name = "treasurer-1"
+key = "<treasurer-1 identity public key>"
+roles = ["treasurer", "approver", "admin"]
+
+[[approvers]]
+name = "treasurer-2"
+key = "<treasurer-2 identity public key>"
+roles = ["treasurer", "approver", "admin"]
+
+[[approvers]]
+name = "treasurer-3"
+key = "<treasurer-3 identity public key>"
+roles = ["treasurer", "approver"]
+
+[[approvers]]
+name = "cfo"
+key = "<cfo identity public key>"
+roles = ["cfo", "approver", "admin"]
+
+# Named destinations: addresses, and/or descriptors of our own other wallets (their receive and
+# change addresses up to `gap` are accepted).
+[[address_book]]
+name = "exchange"
+addresses = ["<exchange deposit address>"]
+
+# Treasury: up to 5 BTC a day to the exchange allowlist, with 2 of the 3 treasurers' approval.
+[[rules]]
+name = "treasury-to-exchange"
+wallets = ["treasury"]
+destinations = ["exchange"]
+max_per_tx = "5 BTC"
+velocity = [{{ window = "24h", max = "5 BTC" }}]
+fee = {{ max = "0.001 BTC", max_rate_sat_vb = 200 }}
+# days = ["mon", "tue", "wed", "thu", "fri"]
+# hours = "08:00-18:00"
+
+[rules.approvals]
+threshold = 2
+group = "treasurer"
+initiator_may_approve = false    # the treasurer who asked does not count as an approver
+
+# Anything else: 3 of the 4 approvers, the CFO among them.
+[[rules]]
+name = "anything-else"
+wallets = "any"
+destinations = "any"
+
+[rules.approvals]
+threshold = 3
+group = "approver"
+require_roles = ["cfo"]
+initiator_may_approve = false
+'''
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    # NOTE: markup off: names and descriptors may contain "[...]", which Rich would take for style tags.
+    return Console(highlight=False, markup=False, stderr=stderr)
+
+
+def _read_policy(file: Path):
+    from coldsign.policy import document
+    from coldsign.store import read_limited
+
+    data = read_limited(file, document.POLICY_MAX_BYTES, what="policy file")
+    return data, document.parse_policy(data, where=str(file))
+
+
+def _read_signatures(files: list[Path]):
+    from coldsign.policy import document
+    from coldsign.store import read_limited
+
+    return [(str(f), document.PolicySignature.parse(read_limited(f, document.SIGNATURE_MAX_BYTES,
+                                                                 what="policy signature file"), where=str(f)))
+            for f in files]
+
+
+def _check_network(settings: Settings, policy) -> None:
+    if settings.network is not None and settings.network.value != policy.network:
+        raise BadInput(f"the policy is for {policy.network}, not {settings.network.value}", code="policy-network",
+                       hint="check that this is the right policy file, or the --network option")
+
+
+# ------------------------------------------------------------------ init
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Argument(help="where to write the example")] = Path("policy.toml"),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Write a commented example policy to edit.
+
+    The example: treasury up to 5 BTC a day to the exchange with 2 of 3 treasurers; anything else
+    3 of 4 approvers including the CFO; admins 2 of 3.
+
+    Replace every <...> placeholder (identity keys, the exchange address); until then the file is
+    refused (exit 3) naming the placeholder.
+
+    Example: coldsign --network main policy init treasury-policy.toml
+    """
+    from coldsign.policy.document import default_expiry
+    from coldsign.store import atomic_write
+
+    settings = settings_of(ctx, json_flag)
+    network = settings.require_network()
+    if out.exists() and not force:
+        raise Refused(f"{out} already exists", code="exists", hint="choose another file or pass --force")
+    atomic_write(out, EXAMPLE.format(network=network.value, expires=default_expiry(_now())))
+    doc = {"out": str(out), "network": network.value}
+    emit(settings, doc, lambda: _console().print(f"Wrote an example policy to {out}: replace every <...>, "
+                                                 "then have the admins sign it (coldsign policy approve-doc)."))
+
+
+# ------------------------------------------------------------------ show
+
+def render_policy(doc: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    console.print(Text.assemble(("Policy ", "bold"), f'"{doc["name"]}" version {doc["version"]}  '
+                                f'network {doc["network"]}  expires {doc["expires"] or "never"}'))
+    console.print(Text.assemble("digest: ", (doc["digest_groups"], "bold")), soft_wrap=True)
+    console.print(f'admins: {doc["admins"]["threshold"]} of the approvers holding "{doc["admins"]["role"]}"'
+                  f'   clock skew allowed: {doc["clock_skew"]}')
+    table = Table(title="Rules (first match decides; anything else is refused)", title_justify="left")
+    for col in ("#", "rule", "wallets", "destinations", "per-tx max", "velocity", "fees", "approvals", "hours"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(doc["rules_view"], 1):
+        table.add_row(str(i), r["rule"], r["wallets"], r["destinations"], r["per_tx"], r["velocity"], r["fees"],
+                      Text(r["approvals"], style="bold red") if r["action"] == "deny" else r["approvals"], r["hours"])
+    console.print(table)
+    people = Table(title="Approvers", title_justify="left")
+    for col in ("name", "roles", "fingerprint"):
+        people.add_column(col, overflow="fold")
+    for a in doc["approvers_view"]:
+        people.add_row(a["name"], ", ".join(a["roles"]), a["fingerprint"])
+    console.print(people)
+    for entry in doc["address_book"]:
+        console.print(Text(f'{entry["name"]}: ' + ", ".join(entry["addresses"] + entry["descriptors"])),
+                      soft_wrap=True)
+
+
+def _rule_view(rule) -> dict:
+    from coldsign.policy.document import format_amount, format_duration, format_hours
+    from coldsign.policy.model import ANY
+
+    fees = []
+    if rule.fee.max_sat is not None:
+        fees.append(f"≤ {format_amount(rule.fee.max_sat)}")
+    if rule.fee.max_rate_sat_vb is not None:
+        fees.append(f"≤ {rule.fee.max_rate_sat_vb:g} sat/vB")
+    if rule.fee.max_percent is not None:
+        fees.append(f"≤ {rule.fee.max_percent:g}%")
+    if rule.approvals is None:
+        approvals = "DENY"
+    else:
+        a = rule.approvals
+        approvals = f'{a.threshold} of "{a.group}"'
+        if a.require_roles:
+            approvals += " incl. " + ", ".join(f'"{r}"' for r in a.require_roles)
+        approvals += "" if a.initiator_may_approve else "; not the initiator"
+    return {"rule": rule.name, "action": rule.action, "wallets": ", ".join(rule.wallets),
+            "destinations": "any" if rule.destinations == ANY else ", ".join(rule.destinations),
+            "per_tx": format_amount(rule.max_per_tx_sat) if rule.max_per_tx_sat is not None else "-",
+            "velocity": "; ".join(f"{format_amount(v.max_sat)} / {format_duration(v.window_seconds)}"
+                                  for v in rule.velocity) or "-",
+            "fees": ", ".join(fees) or "-", "approvals": approvals, "hours": format_hours(rule.hours)}
+
+
+def policy_view(policy, digest: bytes) -> dict:
+    """The policy's canonical content plus digest and display strings (the --json of `policy show`)."""
+    from coldsign.keys.identity import fingerprint_of
+    from coldsign.policy.document import format_digest, format_duration, policy_to_json
+
+    doc = {"digest": digest.hex(), "digest_groups": format_digest(digest), **policy_to_json(policy),
+           "clock_skew": format_duration(policy.clock_skew_seconds) if policy.clock_skew_seconds else "0s"}
+    doc["approvers_view"] = [{"name": a.name, "roles": list(a.roles), "fingerprint": fingerprint_of(a.public_key)}
+                             for a in policy.approvers]
+    doc["rules_view"] = [_rule_view(r) for r in policy.rules]
+    return doc
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    file: Annotated[Optional[Path], typer.Argument(help="a policy file (default: the installed policy)")] = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Show a policy's rules as a table, with its digest, version and expiry.
+
+    Columns: rule, wallets, destinations, per-tx max, velocity, fees, approvals, hours; then the
+    approvers (roles, identity fingerprints) and the address book.
+
+    Example: coldsign policy show treasury-policy.toml
+    """
+    from coldsign.errors import NotFound
+    from coldsign.policy.document import load_installed, policy_digest
+
+    settings = settings_of(ctx, json_flag)
+    if file is None:
+        found = load_installed(settings.home)
+        if found is None:
+            raise NotFound("no policy is installed on this signer", where=str(settings.home),
+                           hint="give a policy file, or install one (coldsign policy install)")
+        policy, source = found.policy, "installed"
+    else:
+        _, policy = _read_policy(file)
+        source = str(file)
+    doc = {"source": source, **policy_view(policy, policy_digest(policy))}
+    emit(settings, doc, lambda: render_policy(doc))
+
+
+# ------------------------------------------------------------------ approve-doc
+
+@app.command("approve-doc")
+def approve_doc(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="the policy file to sign")],
+    keystore_name: KeystoreOpt = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    password_file: PasswordFileOpt = None,
+    index: Annotated[int, typer.Option("--index", min=0, max=0x7FFFFFFF, help="identity key index")] = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", help="signature file (default: next to FILE, "
+                   "named after the version and your identity fingerprint)")] = None,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Sign a policy as an admin: your identity key signs its digest (domain policy/v1).
+
+    Read the rules first (coldsign policy show FILE): you vouch for exactly this digest. The policy
+    is checked before the seed is read, so a broken file costs no password prompt.
+
+    Example: coldsign policy approve-doc treasury-policy.toml --keystore ana --out ana.sig.json
+    """
+    from coldsign.cli.secrets import check_seed_options, load_seed
+    from coldsign.keys.identity import IdentityKey
+    from coldsign.policy.document import format_digest, sign_policy
+    from coldsign.store import atomic_write
+
+    settings = settings_of(ctx, json_flag)
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    _, policy = _read_policy(file)
+    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
+    key = IdentityKey.from_seed(seed, index)
+    signature = sign_policy(policy, key)
+    target = out or file.with_name(f"{file.stem}.v{policy.version}.{key.fingerprint}.sig.json")
+    atomic_write(target, signature.serialize())
+    approver = policy.approver_by_key(key.public_key)
+    doc = {"out": str(target), "policy_digest": signature.policy_digest.hex(), "policy_version": policy.version,
+           "signer": key.public_hex, "fingerprint": key.fingerprint,
+           "named_in_policy": approver.name if approver else None}
+
+    def render() -> None:
+        console = _console()
+        digest = format_digest(signature.policy_digest)
+        console.print(f'Signed policy "{policy.name}" v{policy.version}, digest {digest}')
+        console.print(f"as {key.fingerprint}" + (f" ({approver.name})" if approver else
+                                                  " (a key this policy does not name)"))
+        console.print(f"Signature: {target}", soft_wrap=True)
+    emit(settings, doc, render)
+
+
+# ------------------------------------------------------------------ install and verify
+
+def render_quorum(report_doc: dict, console) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Signatures", title_justify="left")
+    for col in ("file", "signer", "roles", "fingerprint", "counts", "why not"):
+        table.add_column(col, overflow="fold")
+    for s in report_doc["signatures"]:
+        table.add_row(s["file"], s["name"] or "unknown key", ", ".join(s["roles"]), s["fingerprint"],
+                      Text("yes", style="green") if s["counts"] else Text("no", style="bold red"), s["reason"])
+    console.print(table)
+    console.print(Text(report_doc["summary"], style="green" if report_doc["met"] else "bold red"), soft_wrap=True)
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="the policy file")],
+    signatures: Annotated[list[Path], typer.Argument(help="admin signature files (policy approve-doc)")],
+    first: Annotated[bool, typer.Option("--first", help="the first install, in the key ceremony: the quorum "
+                                        "is the policy's own admins; the witnesses check the digest")] = False,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Install a policy on this signer, signed by the installed policy's admin quorum.
+
+    It needs the admin quorum named in the CURRENTLY installed policy and a higher version (an
+    equal or lower one is refused as a rollback, exit 4). Keys rotate this way: the new version
+    names the new keys and the current admins sign it.
+
+    The first policy is installed with --first, signed by a quorum it names itself; its digest is
+    shown for the witnesses to compare. Nothing is written unless every check passes.
+
+    Example: coldsign policy install treasury-policy.toml ana.sig.json ben.sig.json
+    """
+    from coldsign.policy import document
+
+    settings = settings_of(ctx, json_flag)
+    data, policy = _read_policy(file)
+    _check_network(settings, policy)
+    signed = _read_signatures(signatures)
+    result = document.install(settings.home, data, signed, first=first, now=_now(), where=str(file))
+    doc = result.to_json()
+
+    def render() -> None:
+        from rich.panel import Panel
+        from rich.text import Text
+
+        console = _console()
+        render_quorum(doc["quorum"], console)
+        what = "First policy" if result.previous is None else \
+            f"Policy (replacing v{result.previous.policy.version})"
+        console.print(Panel(Text.assemble((f'{what} "{result.policy.name}" v{result.policy.version} installed\n',
+                                            "bold green"), "digest:\n",
+                                           (document.format_digest(result.digest), "bold")),
+                            title="witnesses: compare this digest", expand=False))
+    emit(settings, doc, render)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="the policy file")],
+    signatures: Annotated[list[Path], typer.Argument(help="admin signature files (policy approve-doc)")],
+    json_flag: JsonFlag = False,
+) -> None:
+    """Explain who signed a policy and whether the admin quorum is met (exit 5 when not).
+
+    Lists each signature's signer (name, roles, fingerprint), which do not count and why, and
+    checks the installed policy's quorum, or the file's own when nothing is installed.
+
+    Example: coldsign policy verify treasury-policy.toml *.sig.json --json
+    """
+    from coldsign.policy import document
+
+    settings = settings_of(ctx, json_flag)
+    _, policy = _read_policy(file)
+    signed = _read_signatures(signatures)
+    current = document.load_installed(settings.home)
+    report = document.check_quorum(policy, signed, current.policy if current else None)
+    rollback = current is not None and policy.version <= current.policy.version
+    doc = {"name": policy.name, "version": policy.version, "digest": report.digest.hex(),
+           "ok": report.met, "rollback": rollback, **report.to_json()}
+
+    def render() -> None:
+        console = _console()
+        console.print(f'Policy "{policy.name}" v{policy.version}, digest {document.format_digest(report.digest)}')
+        render_quorum(doc, console)
+        if rollback:
+            console.print(f"note: version {policy.version} is not above the installed v{current.policy.version}: "
+                          "install would refuse it as a rollback")
+    emit(settings, doc, render)
+    if not report.met:
+        if not settings.json:
+            typer.echo(f"error: {report.summary()}", err=True)
+        raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
+
+
+# `policy evaluate` lives in its own module and registers itself on `app`.
+try:
+    import coldsign.cli.policy_evaluate  # noqa: E402,F401
+except ModuleNotFoundError as missing:  # not written yet
+    if missing.name != "coldsign.cli.policy_evaluate":
+        raise
