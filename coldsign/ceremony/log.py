@@ -1,0 +1,430 @@
+"""The ceremony log: signed, hash-chained, append-only entries, one JSON line each.
+
+File: ``<home>/ceremony/log.jsonl``. Each line is one entry in canonical JSON (sorted keys,
+separators ``,`` and ``:``, UTF-8, non-ASCII kept as is) ending in ``\\n``::
+
+    {"actor": "<identity fingerprint>", "actor_key": "<hex Ed25519 public key>",
+     "clock": "untrusted", "event": "<name>", "payload": {...}, "prev": "<hex SHA-256>",
+     "seq": <n>, "sig": "<hex Ed25519 signature>", "time": "YYYY-MM-DDTHH:MM:SSZ"}
+
+- ``seq`` counts from 0 without gaps; ``time`` is the signer's clock (hence ``clock: untrusted``:
+  an air-gapped machine's clock proves nothing, order comes from ``seq`` and ``prev``);
+- ``prev`` is the SHA-256 of the previous line's bytes without its newline (64 zeros for seq 0),
+  so an entry cannot be dropped, reordered or edited without breaking the next one;
+- ``sig`` is the actor's identity-key signature (`coldsign.keys.identity`, domain
+  ``ceremony-log/v1``) over the canonical JSON of the entry without ``sig``;
+- the payload is checked by `coldsign.ceremony.events.check_payload` (secrets never appear).
+
+The Merkle tree of the log (`coldsign.ceremony.merkle`) has one leaf per line (its bytes without
+the newline); checkpoints and exports are in `coldsign.ceremony.checkpoint`.
+
+Writing (`CeremonyLog.append`): under an exclusive ``fcntl.flock`` (two processes never
+interleave), one ``write`` of line + newline on an ``O_APPEND`` descriptor, then ``fsync``. A crash
+can still leave a torn last line (no newline, or not an entry): opening the log for an append
+DETECTS it and refuses (exit 4) until `CeremonyLog.repair` (``coldsign log repair``) moves the torn
+bytes aside to ``log.jsonl.torn-<n>`` — nothing is ever dropped silently.
+
+Verification (`verify_entries`, `verify_log_bytes`) is pure, for the auditor: each line's
+canonical form, ``seq`` without gaps, the ``prev`` chain, the signature, and that the actor key is
+on the roster. Problems carry the entry's position in the log and a code: ``not-canonical``,
+``seq-gap``, ``broken-chain``, ``unknown-key``, ``bad-signature``, ``torn``. Signatures are checked
+in batches on two threads (libsodium releases the GIL): ~100,000 entries in a few seconds.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from coldsign.ceremony import merkle
+from coldsign.ceremony.events import check_payload
+from coldsign.errors import BadInput, ColdsignError, Refused
+from coldsign.keys.identity import FINGERPRINT_PATTERN, fingerprint_of
+
+if TYPE_CHECKING:
+    from coldsign.keys.identity import IdentityKey
+
+LOG_DOMAIN = "ceremony-log/v1"
+ZERO_HASH = "0" * 64
+ENTRY_FIELDS = ("actor", "actor_key", "clock", "event", "payload", "prev", "seq", "sig", "time")
+ENTRY_MAX_BYTES = 64 * 1024           # one line; payloads are digests, short texts and output lists
+LOG_MAX_BYTES = 2 * 1024 ** 3         # the whole file read for show/export/verify
+VERIFY_THREADS = 2
+VERIFY_BATCH = 2_000
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX128 = re.compile(r"[0-9a-f]{128}")
+
+
+def canonical_json(doc: object) -> bytes:
+    """The one byte spelling of `doc`: sorted keys, no spaces, UTF-8 (floats are never used)."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def line_hash(line: bytes) -> str:
+    """The ``prev`` of the next entry: hex SHA-256 of a line's bytes without its newline."""
+    return hashlib.sha256(line).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    time: str
+    event: str
+    actor: str
+    actor_key: bytes
+    payload: dict
+    prev: str
+    sig: bytes
+    line: bytes            # the exact bytes (no newline): what is hashed, chained and put in the tree
+    signed: bytes          # the canonical JSON of the entry without "sig": what the signature covers
+
+    def to_json(self) -> dict:
+        return json.loads(self.line)
+
+
+class EntryProblem(BadInput):
+    """A line that is not a well-formed entry (`code` is a Problem code)."""
+
+    code = "not-canonical"
+
+
+def make_entry(seq: int, prev: str, event: str, payload: dict, key: "IdentityKey", time: datetime) -> bytes:
+    """The line (no newline) of a new entry, signed by `key`. Pure: the caller supplies seq/prev/time."""
+    check_payload(event, payload)
+    stamp = time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    doc = {"seq": seq, "time": stamp, "clock": "untrusted", "event": event, "actor": key.fingerprint,
+           "actor_key": key.public_hex, "payload": payload, "prev": prev}
+    doc["sig"] = key.sign(LOG_DOMAIN, canonical_json(doc)).hex()
+    line = canonical_json(doc)
+    if len(line) > ENTRY_MAX_BYTES:
+        raise BadInput(f"the entry is {len(line)} bytes, above the limit of {ENTRY_MAX_BYTES}", code="log-entry")
+    return line
+
+
+def parse_entry(line: bytes | str) -> Entry:
+    """The entry on `line` (without newline), strictly: JSON object, exactly the entry fields with
+    their types, a valid payload, and the canonical spelling. EntryProblem (BadInput) otherwise."""
+    raw = line.encode("utf-8") if isinstance(line, str) else bytes(line)
+    if len(raw) > ENTRY_MAX_BYTES:
+        raise EntryProblem(f"the line is {len(raw)} bytes, above the limit of {ENTRY_MAX_BYTES}")
+    try:
+        # NOTE: no duplicate-key hook needed: json keeps the last of duplicate keys, so a line with
+        # one never equals its canonical re-serialization below and is refused there.
+        doc = json.loads(raw.decode("utf-8"), parse_float=_no_float, parse_constant=_no_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise EntryProblem(f"the line is not valid JSON ({str(err)[:80]})") from None
+    if not isinstance(doc, dict) or sorted(doc) != list(ENTRY_FIELDS):
+        raise EntryProblem(f"the line does not have exactly the fields {', '.join(ENTRY_FIELDS)}")
+    seq, key, sig = doc["seq"], doc["actor_key"], doc["sig"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise EntryProblem("seq is not a whole number")
+    if not isinstance(doc["time"], str) or not _TIME.fullmatch(doc["time"]) or doc["clock"] != "untrusted":
+        raise EntryProblem('time is not YYYY-MM-DDTHH:MM:SSZ with clock "untrusted"')
+    if not isinstance(key, str) or not _HEX64.fullmatch(key):
+        raise EntryProblem("actor_key is not a 32-byte key in lower-case hex")
+    if not isinstance(sig, str) or not _HEX128.fullmatch(sig):
+        raise EntryProblem("sig is not a 64-byte signature in lower-case hex")
+    if not isinstance(doc["prev"], str) or not _HEX64.fullmatch(doc["prev"]):
+        raise EntryProblem("prev is not a SHA-256 in lower-case hex")
+    if not isinstance(doc["actor"], str) or not FINGERPRINT_PATTERN.fullmatch(doc["actor"]):
+        raise EntryProblem("actor is not an identity fingerprint")
+    try:
+        check_payload(doc["event"] if isinstance(doc["event"], str) else repr(doc["event"]), doc["payload"])
+    except BadInput as err:
+        raise EntryProblem(err.message) from None
+    if canonical_json(doc) != raw:
+        raise EntryProblem("the line is not in canonical JSON form (sorted keys, no spaces, UTF-8, "
+                           "each field once)")
+    cut = raw.rfind(b',"sig":"')            # canonical order: ..."seq":n,"sig":"<hex>","time"...
+    return Entry(signed=raw[:cut] + raw[cut + 137:], seq=seq, time=doc["time"], event=doc["event"], actor=doc["actor"], actor_key=bytes.fromhex(key),
+                 payload=doc["payload"], prev=doc["prev"], sig=bytes.fromhex(sig), line=raw)
+
+
+def _no_float(text):
+    raise ValueError(f"number {text} is not a whole number")
+
+
+# --- verification (pure, for the auditor) ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a log: `index` is the entry's position in the log (None: the document)."""
+
+    index: int | None
+    code: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "code": self.code, "message": self.message}
+
+
+def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
+    """(complete lines without newlines, the bytes after the last newline)."""
+    end = data.rfind(b"\n") + 1
+    body, tail = data[:end], data[end:]
+    return (body[:-1].split(b"\n") if body else []), tail
+
+
+def verify_entries(lines: Sequence[bytes | str], roster_keys: Iterable[bytes], *, first_seq: int = 0,
+                   prev_hash: str = ZERO_HASH) -> list[Problem]:
+    """Every problem of these consecutive log lines (no newlines), in log order.
+
+    `lines[0]` is entry `first_seq`, whose ``prev`` must be `prev_hash`; `roster_keys` are the
+    identity public keys (32 bytes) allowed to sign. After a problem, checking goes on from what
+    the line says (its seq and its hash), so one dropped entry gives one problem, not hundreds."""
+    keys = {bytes(k) for k in roster_keys}
+    problems: list[Problem] = []
+    with _SignatureChecker(parallel=len(lines) > VERIFY_BATCH) as signatures:
+        expected_seq, expected_prev = first_seq, prev_hash
+        for offset, line in enumerate(lines):
+            index = first_seq + offset
+            raw = line.encode("utf-8") if isinstance(line, str) else bytes(line)
+            try:
+                entry = parse_entry(raw)
+            except EntryProblem as err:
+                problems.append(Problem(index, "not-canonical", err.message))
+                expected_seq, expected_prev = expected_seq + 1, line_hash(raw)
+                continue
+            if entry.seq != expected_seq:
+                problems.append(Problem(index, "seq-gap", f"seq is {entry.seq}, expected {expected_seq}"))
+            if entry.prev != expected_prev:
+                problems.append(Problem(index, "broken-chain", "prev is not the hash of the entry before it"))
+            if entry.actor_key not in keys:
+                problems.append(Problem(index, "unknown-key", f"signed by {fingerprint_of(entry.actor_key)}, "
+                                        "a key that is not on the roster"))
+            elif entry.actor != fingerprint_of(entry.actor_key):
+                problems.append(Problem(index, "unknown-key", f"actor {entry.actor} is not the fingerprint "
+                                        "of actor_key"))
+            else:
+                signatures.add(index, entry)
+            expected_seq, expected_prev = entry.seq + 1, line_hash(raw)
+    problems += [Problem(index, "bad-signature", "the signature does not verify against the actor's key")
+                 for index in signatures.bad]
+    problems.sort(key=lambda p: p.index)     # stable: within one entry the order above is kept
+    return problems
+
+
+class _SignatureChecker:
+    """Checks signatures in batches of VERIFY_BATCH on VERIFY_THREADS threads while the caller goes
+    on parsing (libsodium runs without the GIL, so parsing and verifying overlap on two cores)."""
+
+    def __init__(self, parallel: bool) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS) if parallel else None
+        self._pending: list[tuple[int, Entry]] = []
+        self._futures: list = []
+        self.bad: list[int] = []
+
+    def add(self, index: int, entry: Entry) -> None:
+        self._pending.append((index, entry))
+        if self._pool is not None and len(self._pending) >= VERIFY_BATCH:
+            self._futures.append(self._pool.submit(_check_batch, self._pending))
+            self._pending = []
+
+    def __enter__(self) -> "_SignatureChecker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.bad = [i for f in self._futures for i in f.result()] + _check_batch(self._pending)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_batch(batch: list[tuple[int, Entry]]) -> list[int]:
+    from nacl.bindings import crypto_sign_open
+    from nacl.exceptions import BadSignatureError
+
+    from coldsign.keys.identity import signed_message
+
+    bad = []
+    for index, entry in batch:
+        message = signed_message(LOG_DOMAIN, entry.signed)
+        try:
+            crypto_sign_open(entry.sig + message, entry.actor_key)
+        except (BadSignatureError, ValueError):
+            bad.append(index)
+    return bad
+
+
+def verify_log_bytes(data: bytes, roster_keys: Iterable[bytes]) -> tuple[list[bytes], list[Problem]]:
+    """(the complete lines, the problems) of a whole log file's bytes, a torn tail included."""
+    lines, tail = split_lines(data)
+    problems = verify_entries(lines, roster_keys)
+    if tail:
+        problems.append(Problem(len(lines), "torn", f"the log ends in {len(tail)} bytes without a newline "
+                                "(a torn write)"))
+    return lines, problems
+
+
+# --- the file ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LogContents:
+    lines: list[bytes]      # complete, parseable-at-the-end lines
+    torn: bytes             # bytes after them: empty unless a write was torn
+    offset: int             # where the torn bytes start
+
+
+class CeremonyLog:
+    """The log file of one home folder (an adapter: file I/O with locking and fsync)."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.folder = Path(home) / "ceremony"
+        self.path = self.folder / "log.jsonl"
+        self.checkpoints = self.folder / "checkpoints"
+
+    # ---------------------------------------------------------------- reading
+
+    def read(self) -> LogContents:
+        """All complete lines and any torn tail (read under a shared lock: no half-written line)."""
+        if not self.path.exists():
+            return LogContents([], b"", 0)
+        with open(self.path, "rb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH)
+            data = f.read(LOG_MAX_BYTES + 1)
+        if len(data) > LOG_MAX_BYTES:
+            raise BadInput(f"the ceremony log is larger than {LOG_MAX_BYTES} bytes", where=str(self.path))
+        return _contents(data)
+
+    def entries(self) -> list[Entry]:
+        return [parse_entry(line) for line in self.read().lines]
+
+    def leaf_hashes(self) -> list[bytes]:
+        return [merkle.leaf_hash(line) for line in self.read().lines]
+
+    def check_not_torn(self, contents: LogContents | None = None) -> LogContents:
+        contents = contents or self.read()
+        if contents.torn:
+            raise _torn_error(self.path, contents)
+        return contents
+
+    # ---------------------------------------------------------------- writing
+
+    def append(self, event: str, payload: dict, key: "IdentityKey", *, now: datetime | None = None) -> Entry:
+        """Sign and append one entry; returns it once it is on disk (fsync'd)."""
+        check_payload(event, payload)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            last, torn = _tail(fd, size)
+            if torn:
+                raise _torn_error(self.path, LogContents([], torn, size - len(torn)))
+            seq, prev = (0, ZERO_HASH) if last is None else (parse_entry(last).seq + 1, line_hash(last))
+            line = make_entry(seq, prev, event, payload, key, now or datetime.now(timezone.utc))
+            data = line + b"\n"
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write of the ceremony log ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_folder(self.folder)
+        return parse_entry(line)
+
+    def repair(self) -> tuple[Path, int] | None:
+        """Move a torn tail aside to ``log.jsonl.torn-<n>`` and cut it off the log: (that file, its
+        size), or None when the log is whole. The torn file is fsync'd before the log is cut."""
+        if not self.path.exists():
+            return None
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            data = _read_all(fd)
+            contents = _contents(data)
+            if not contents.torn:
+                return None
+            n = 1
+            while (self.folder / f"log.jsonl.torn-{n}").exists():
+                n += 1
+            aside = self.folder / f"log.jsonl.torn-{n}"
+            from coldsign.store import atomic_write
+
+            atomic_write(aside, contents.torn, mode=0o644)
+            os.ftruncate(fd, contents.offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return aside, len(contents.torn)
+
+
+def _contents(data: bytes) -> LogContents:
+    lines, tail = split_lines(data)
+    if lines:
+        try:
+            parse_entry(lines[-1])
+        except EntryProblem:
+            last = lines.pop()
+            tail = last + b"\n" + tail
+    return LogContents(lines, tail, len(data) - len(tail))
+
+
+def _tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
+    """(the last complete line, torn bytes after it) reading only the end of the file."""
+    if size == 0:
+        return None, b""
+    chunk = min(size, 2 * ENTRY_MAX_BYTES + 2)
+    whole = chunk == size
+    data = os.pread(fd, chunk, size - chunk)
+    end = data.rfind(b"\n") + 1
+    if end == 0:
+        return None, data                                   # no line end near the end: torn
+    tail, body = data[end:], data[:end - 1]
+    start = body.rfind(b"\n") + 1
+    if start == 0 and not whole:
+        return None, data                                   # a last line longer than any entry
+    last = body[start:]
+    try:
+        parse_entry(last)
+    except EntryProblem:
+        return None, last + b"\n" + tail
+    return last, tail
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    if size > LOG_MAX_BYTES:
+        raise BadInput(f"the ceremony log is larger than {LOG_MAX_BYTES} bytes")
+    return os.pread(fd, size, 0)
+
+
+def _torn_error(path: Path, contents: LogContents) -> ColdsignError:
+    return Refused(f"the ceremony log ends in a torn write ({len(contents.torn)} bytes at offset "
+                   f"{contents.offset} are not a complete entry); nothing was appended", where=str(path),
+                   code="log-torn", hint="run `coldsign log repair` to move the torn bytes aside "
+                   "(they are kept in log.jsonl.torn-N), then try again")
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def installed_package_digest(package_root: Path | None = None) -> str:
+    """Hex SHA-256 of the installed coldsign sources: of the ``sha256sum``-style manifest
+    ``"<hex sha256>  <path>\\n"`` of every ``coldsign/**/*.py`` sorted by path (relative, POSIX).
+    An auditor reproduces it with ``find coldsign -name '*.py' | sort | xargs sha256sum | sha256sum``
+    run from the folder holding ``coldsign/`` (with LC_ALL=C for the sort)."""
+    root = Path(package_root) if package_root else Path(__file__).resolve().parents[1]
+    manifest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root.parent).as_posix().encode()):
+        rel = path.relative_to(root.parent).as_posix()
+        manifest.update(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {rel}\n".encode())
+    return manifest.hexdigest()

@@ -1,0 +1,155 @@
+"""`coldsign log` as users run it: show, checkpoint, witness, export (file and QR frames decoded
+back with `coldsign qr decode`), repair; exit codes and JSON asserted.
+
+Identity keys come from the walletkit seeds' words in files: alice keeps the log, bob witnesses.
+"""
+
+from __future__ import annotations
+
+import json
+
+import walletkit
+from typer.testing import CliRunner
+
+from coldsign.ceremony import events
+from coldsign.ceremony.checkpoint import parse_checkpoint, parse_export, verify_checkpoint, verify_export
+from coldsign.ceremony.log import CeremonyLog
+from coldsign.cli.main import app
+from coldsign.keys.identity import IdentityKey
+
+ALICE = IdentityKey.from_seed(walletkit.seed("alice"))
+BOB = IdentityKey.from_seed(walletkit.seed("bob"))
+ROSTER = [ALICE.public_key, BOB.public_key]
+
+
+def run(home, *args):
+    result = CliRunner().invoke(app, ["--home", str(home), "log", *args])
+    return result, (json.loads(result.stdout) if "--json" in args and result.stdout.strip() else None)
+
+
+def fill(home, count):
+    log = CeremonyLog(home)
+    for i in range(count):
+        log.append(events.PSBT_RECEIVED, events.psbt_received(f"{i:064x}", "file"), ALICE)
+    return log
+
+
+def test_help_has_examples():
+    for command in ("show", "repair", "checkpoint", "witness", "export"):
+        result = CliRunner().invoke(app, ["log", command, "--help"])
+        assert result.exit_code == 0 and "Example: coldsign log" in result.stdout
+
+
+def test_checkpoint_witness_export_round_trip(tmp_path):
+    home = tmp_path / "home"
+    words = walletkit.write_mnemonic(tmp_path, "alice")
+    bob_words = walletkit.write_mnemonic(tmp_path, "bob")
+    fill(home, 5)
+    result, doc = run(home, "checkpoint", "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 0, result.output
+    assert doc["size"] == 5 and doc["signers"] == [ALICE.fingerprint]
+    first = home / "ceremony" / "checkpoints" / "5.txt"
+    assert first.read_text() == doc["text"]
+
+    fill(home, 3)
+    result, doc = run(home, "export", "--out", str(tmp_path / "x.json"), "--json")
+    assert result.exit_code == 4 and doc["error"]["code"] == "checkpoint-stale"
+    assert "newest checkpoint covers 5" in doc["error"]["message"]
+
+    result, doc = run(home, "export", "--since", str(first), "--out", str(tmp_path / "x.json"),
+                      "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 0, result.output
+    assert (doc["from_size"], doc["to_size"], doc["entries"], doc["checkpoint_made"]) == (5, 8, 3, True)
+    export = parse_export((tmp_path / "x.json").read_bytes())
+    check = verify_export(export, ROSTER, previous=parse_checkpoint(first.read_text()))
+    assert check.ok and check.signers == [ALICE.fingerprint]
+
+    result, doc = run(home, "witness", str(home / "ceremony" / "checkpoints" / "8.txt"), "--previous", str(first),
+                      "--mnemonic-file", str(bob_words), "--out", str(tmp_path / "w.txt"), "--json")
+    assert result.exit_code == 0, result.output
+    assert doc["consistent_with"] == 5 and doc["signers"] == [ALICE.fingerprint, BOB.fingerprint]
+    assert verify_checkpoint(parse_checkpoint((tmp_path / "w.txt").read_text()), ROSTER) == doc["signers"]
+
+    result, doc = run(home, "show", "--tail", "2", "--json")
+    assert result.exit_code == 0 and doc["size"] == 8 and [e["seq"] for e in doc["entries"]] == [6, 7]
+    assert doc["checkpoint"]["size"] == 8 and doc["torn_bytes"] == 0
+
+
+def test_witness_refuses_a_fork(tmp_path):
+    home, other = tmp_path / "home", tmp_path / "other"
+    words = walletkit.write_mnemonic(tmp_path, "alice")
+    fill(home, 4)
+    run(home, "checkpoint", "--mnemonic-file", str(words))
+    fill(other, 2)                                               # another history under the same key
+    CeremonyLog(other).append(events.REFUSAL, events.refusal("fee", "forked"), ALICE)
+    fill(other, 2)
+    run(other, "checkpoint", "--mnemonic-file", str(words))
+    result, doc = run(home, "witness", str(other / "ceremony" / "checkpoints" / "5.txt"),
+                      "--previous", str(home / "ceremony" / "checkpoints" / "4.txt"),
+                      "--log", str(other / "ceremony" / "log.jsonl"),
+                      "--mnemonic-file", str(walletkit.write_mnemonic(tmp_path, "bob")),
+                      "--out", str(tmp_path / "w.txt"), "--json")
+    assert result.exit_code == 5 and doc["error"]["code"] == "inconsistent"
+    assert doc["error"]["message"].startswith("the checkpoint does not extend the previous one (size 4)")
+    assert not (tmp_path / "w.txt").exists()
+
+
+def test_export_through_qr_frames(tmp_path):
+    home = tmp_path / "home"
+    words = walletkit.write_mnemonic(tmp_path, "alice")
+    fill(home, 30)
+    result, doc = run(home, "export", "--frames-dir", str(tmp_path / "frames"), "--mnemonic-file", str(words),
+                      "--json")
+    assert result.exit_code == 0, result.output
+    assert doc["format"] == "bbqr" and doc["frames"] >= 1
+    assert len(list((tmp_path / "frames").glob("frame-*.png"))) == doc["frames"]
+    decoded = CliRunner().invoke(app, ["qr", "decode", "--text", str(tmp_path / "frames" / "frames.txt"),
+                                       "--out", str(tmp_path / "back.json"), "--json"])
+    assert decoded.exit_code == 0, decoded.output
+    assert json.loads(decoded.stdout)["sha256"] == doc["sha256"]
+    assert verify_export(parse_export((tmp_path / "back.json").read_bytes()), ROSTER).ok
+
+
+def test_torn_log_show_refuse_repair(tmp_path):
+    home = tmp_path / "home"
+    words = walletkit.write_mnemonic(tmp_path, "alice")
+    log = fill(home, 2)
+    with open(log.path, "ab") as f:
+        f.write(b'{"actor":"da7')
+    result, doc = run(home, "show", "--json")
+    assert result.exit_code == 0 and doc["size"] == 2 and doc["torn_bytes"] == 13
+    result, doc = run(home, "checkpoint", "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 4 and doc["error"]["code"] == "log-torn"
+    result, doc = run(home, "repair", "--json")
+    assert result.exit_code == 0 and doc["repaired"] and doc["bytes"] == 13
+    assert (home / "ceremony" / "log.jsonl.torn-1").read_bytes() == b'{"actor":"da7'
+    result, doc = run(home, "checkpoint", "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 0 and doc["size"] == 2
+
+
+def test_usage_and_bad_checkpoint(tmp_path):
+    home = tmp_path / "home"
+    fill(home, 1)
+    result, _ = run(home, "export")
+    assert result.exit_code == 2 and "give one of --out FILE or --frames-dir DIR" in result.output
+    (tmp_path / "bad.txt").write_text("not a checkpoint\n")
+    result, doc = run(home, "export", "--since", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "x"), "--json")
+    assert result.exit_code == 3 and doc["error"]["code"] == "checkpoint"
+
+
+def test_checkpoint_as_qr_scans_back(tmp_path):
+    import numpy as np
+    import zxingcpp
+
+    from coldsign.qr.render import modules_from_half_blocks, to_array
+
+    home = tmp_path / "home"
+    fill(home, 3)
+    result = CliRunner().invoke(app, ["--home", str(home), "log", "checkpoint", "--mnemonic-file",
+                                      str(walletkit.write_mnemonic(tmp_path, "alice")), "--qr"])
+    assert result.exit_code == 0, result.output
+    text = (home / "ceremony" / "checkpoints" / "3.txt").read_text()
+    block_lines = [line for line in result.output.splitlines() if set(line) <= set(" ▀▄█") and line.strip()]
+    image = to_array(modules_from_half_blocks(block_lines), 4)
+    found = zxingcpp.read_barcodes(np.ascontiguousarray(image))
+    assert [r.text for r in found] == [text]
