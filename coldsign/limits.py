@@ -40,6 +40,10 @@ class Limits:
     qr_text_line_max_chars: int = 6_000_000
     qr_image_file_max_bytes: int = 64 * 1024 * 1024
     qr_frame_max_pixels: int = 7680 * 4320
+    # Policy engine: a policy file is a few KiB (64 KiB is room for hundreds of rules); a request
+    # bundle carries the PSBT in base64 (4/3 of psbt_max_bytes) plus the request and its approvals.
+    policy_file_max_bytes: int = 64 * 1024
+    request_bundle_max_bytes: int = (16 * 1024 * 1024 + 2) // 3 * 4 + 256 * 1024
     # How far above the highest index used by the PSBT's inputs a change index may claim to be.
     change_index_max_gap: int = 1_000
 

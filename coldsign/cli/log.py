@@ -1,4 +1,9 @@
-"""`coldsign log show | repair | checkpoint | witness | export`: the signer's ceremony log.
+"""`coldsign log open | close | show | repair | checkpoint | witness | export`: the signer's ceremony log.
+
+`log open` makes the log ACTIVE in the home folder (its first entry creates <home>/ceremony/log.jsonl):
+from then on the commands that read a seed (`psbt sign`, `policy install` with seed options) log
+what they do, signed by the custodian's identity key (`coldsign.ceremony.session`). `log close`
+ends the ceremony and signs a checkpoint.
 
 Thin: the log file is `coldsign.ceremony.log.CeremonyLog`, checkpoints and exports are
 `coldsign.ceremony.checkpoint`. Checkpoints live in ``<home>/ceremony/checkpoints/<size>.txt``.
@@ -90,6 +95,123 @@ def _qr_lines(text: str) -> list[str]:
         except FrameTooLarge:
             continue
     raise BadInput("the checkpoint does not fit one QR code")
+
+
+# --- open / close -------------------------------------------------------------------------------
+
+def _open_ceremony_at(log) -> int | None:
+    """The seq of the ceremony-opened entry of a ceremony not closed yet, or None."""
+    from coldsign.ceremony import events
+    from coldsign.ceremony.log import parse_entry
+
+    for line in reversed(log.check_not_torn().lines):
+        entry = parse_entry(line)
+        if entry.event == events.CEREMONY_CLOSED:
+            return None
+        if entry.event == events.CEREMONY_OPENED:
+            return entry.seq
+    return None
+
+
+def _participants(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",")]
+    if not names or any(not name for name in names):
+        raise UsageProblem(f"--participants {text!r} is not a comma-separated list of names",
+                           hint='e.g. --participants "alice,bob" (names or identity fingerprints)')
+    if len(set(names)) != len(names):
+        raise UsageProblem("--participants names someone twice")
+    return names
+
+
+@app.command("open")
+def open_ceremony(
+    ctx: typer.Context,
+    participants: Annotated[str, typer.Option("--participants", help="who takes part, comma-separated (names "
+                            "or identity fingerprints)")],
+    keystore_name: KeystoreOpt = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    password_file: PasswordFileOpt = None,
+    index: IndexOpt = 0,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Open a signing ceremony: log ceremony-opened, signed by your identity key.
+
+    The entry names the participants, the coldsign version, the SHA-256 of the installed package
+    files and the machine (platform and host name). From then on the log is active in this home
+    folder: `psbt sign` and `policy install` log each step, signed by the same custodian's key.
+    Refused (exit 4) while a ceremony is open (close it first) or the log has a torn tail.
+
+    Example: coldsign log open --participants "alice,bob" --keystore treasury-1
+    """
+    import platform
+    import socket
+
+    from coldsign import __version__
+    from coldsign.ceremony import events
+    from coldsign.ceremony.log import installed_package_digest
+    from coldsign.cli.secrets import check_seed_options
+
+    settings = settings_of(ctx, json_flag)
+    names = _participants(participants)
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    log = _log(settings)
+    if log.path.exists():
+        open_at = _open_ceremony_at(log)
+        if open_at is not None:
+            raise Refused(f"a ceremony is already open in this log (entry {open_at}); nothing was appended",
+                          where=str(log.path), code="ceremony-open",
+                          hint="close it first with `coldsign log close`")
+    machine = f"{platform.platform()} on host {socket.gethostname() or 'unknown'}"
+    payload = events.ceremony_opened(names, __version__, installed_package_digest(), machine[:events.TEXT_MAX_CHARS])
+    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    entry = log.append(events.CEREMONY_OPENED, payload, key)
+    doc = {"path": str(log.path), "seq": entry.seq, "actor": entry.actor, **payload}
+    emit(settings, doc, lambda: typer.echo(f"ceremony opened (entry {entry.seq}) by {entry.actor}: "
+                                           f"{', '.join(names)}; the log at {log.path} is active"))
+
+
+@app.command("close")
+def close_ceremony(
+    ctx: typer.Context,
+    outcome: Annotated[Optional[str], typer.Option("--outcome", help="a short note for the record, e.g. "
+                       "\"1 withdrawal signed\"")] = None,
+    keystore_name: KeystoreOpt = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    password_file: PasswordFileOpt = None,
+    index: IndexOpt = 0,
+    json_flag: JsonFlag = False,
+) -> None:
+    """Close the open ceremony: log ceremony-closed, then sign a checkpoint of the whole log.
+
+    The checkpoint (written to <home>/ceremony/checkpoints/SIZE.txt, as `log checkpoint` does) is
+    short enough for the paper ceremony record. Refused (exit 4) when no ceremony is open.
+
+    Example: coldsign log close --keystore treasury-1 --outcome "1 withdrawal signed"
+    """
+    from coldsign.ceremony import events
+    from coldsign.cli.secrets import check_seed_options
+
+    settings = settings_of(ctx, json_flag)
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    log = _log(settings)
+    if not log.path.exists() or _open_ceremony_at(log) is None:
+        raise Refused("no ceremony is open in this home folder; nothing was appended", where=str(log.path),
+                      code="ceremony-not-open", hint="open one with `coldsign log open`")
+    payload = events.ceremony_closed(outcome)
+    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    entry = log.append(events.CEREMONY_CLOSED, payload, key)
+    cp, path = make_checkpoint(log, key)
+    doc = {"path": str(log.path), "seq": entry.seq, "actor": entry.actor, **payload,
+           "checkpoint": {**cp.to_json(), "path": str(path)}}
+
+    def human() -> None:
+        typer.echo(f"ceremony closed (entry {entry.seq}); checkpoint for the paper record:")
+        typer.echo(cp.text, nl=False)
+        typer.echo(f"(written to {path})", err=True)
+
+    emit(settings, doc, human)
 
 
 # --- show / repair ------------------------------------------------------------------------------

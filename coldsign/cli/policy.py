@@ -1,6 +1,7 @@
 """`coldsign policy init | show | approve-doc | install | verify`: the signed policy document.
 
-Thin: the document, its digest, the quorum and the install live in `coldsign.policy.document`.
+Thin: the document and its digest live in `coldsign.policy.document`, the admins' signatures and
+the quorum in `coldsign.policy.signatures`, the install in `coldsign.policy.installed`.
 `policy evaluate` is registered on this app by `coldsign.cli.policy_evaluate` (imported at the end).
 """
 
@@ -117,19 +118,20 @@ def _console(stderr: bool = False):
 
 
 def _read_policy(file: Path):
-    from coldsign.policy import document
+    from coldsign.limits import LIMITS
+    from coldsign.policy.document import parse_policy
     from coldsign.store import read_limited
 
-    data = read_limited(file, document.POLICY_MAX_BYTES, what="policy file")
-    return data, document.parse_policy(data, where=str(file))
+    data = read_limited(file, LIMITS.policy_file_max_bytes, what="policy file")
+    return data, parse_policy(data, where=str(file))
 
 
 def _read_signatures(files: list[Path]):
-    from coldsign.policy import document
+    from coldsign.policy.signatures import SIGNATURE_MAX_BYTES, PolicySignature
     from coldsign.store import read_limited
 
-    return [(str(f), document.PolicySignature.parse(read_limited(f, document.SIGNATURE_MAX_BYTES,
-                                                                 what="policy signature file"), where=str(f)))
+    return [(str(f), PolicySignature.parse(read_limited(f, SIGNATURE_MAX_BYTES, what="policy signature file"),
+                                           where=str(f)))
             for f in files]
 
 
@@ -255,7 +257,8 @@ def show(
     Example: coldsign policy show treasury-policy.toml
     """
     from coldsign.errors import NotFound
-    from coldsign.policy.document import load_installed, policy_digest
+    from coldsign.policy.document import policy_digest
+    from coldsign.policy.installed import load_installed
 
     settings = settings_of(ctx, json_flag)
     if file is None:
@@ -295,7 +298,8 @@ def approve_doc(
     """
     from coldsign.cli.secrets import check_seed_options, load_seed
     from coldsign.keys.identity import IdentityKey
-    from coldsign.policy.document import format_digest, sign_policy
+    from coldsign.policy.document import format_digest
+    from coldsign.policy.signatures import sign_policy
     from coldsign.store import atomic_write
 
     settings = settings_of(ctx, json_flag)
@@ -337,6 +341,26 @@ def render_quorum(report_doc: dict, console) -> None:
     console.print(Text(report_doc["summary"], style="green" if report_doc["met"] else "bold red"), soft_wrap=True)
 
 
+def _ceremony_key(settings: Settings, keystore_name, mnemonic_file, passphrase_file, password_file):
+    """(session, identity key) when the ceremony log is active, else (None, None) without reading a seed."""
+    from coldsign.ceremony.session import CeremonySession, identity_key
+    from coldsign.cli.secrets import check_seed_options, load_seed
+    from coldsign.errors import UsageProblem
+
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    session = CeremonySession.active_in(settings.home)
+    if session is None:
+        return None, None
+    if keystore_name is None and mnemonic_file is None:
+        raise UsageProblem(f"the ceremony log is active in {settings.home}: installing a policy is logged, "
+                           "signed by the custodian's identity key, so the log needs the custodian's key",
+                           hint="pass --keystore NAME or --mnemonic-file FILE (the seed is read only to derive "
+                                "the identity key)")
+    session.log.check_not_torn()
+    return session, identity_key(load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file,
+                                           password_file))
+
+
 @app.command()
 def install(
     ctx: typer.Context,
@@ -344,6 +368,10 @@ def install(
     signatures: Annotated[list[Path], typer.Argument(help="admin signature files (policy approve-doc)")],
     first: Annotated[bool, typer.Option("--first", help="the first install, in the key ceremony: the quorum "
                                         "is the policy's own admins; the witnesses check the digest")] = False,
+    keystore_name: KeystoreOpt = None,
+    mnemonic_file: MnemonicFileOpt = None,
+    passphrase_file: PassphraseFileOpt = None,
+    password_file: PasswordFileOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Install a policy on this signer, signed by the installed policy's admin quorum.
@@ -355,15 +383,30 @@ def install(
     The first policy is installed with --first, signed by a quorum it names itself; its digest is
     shown for the witnesses to compare. Nothing is written unless every check passes.
 
-    Example: coldsign policy install treasury-policy.toml ana.sig.json ben.sig.json
+    The install binds the policy to this signer's ledger (<home>/ledger.sqlite, created when
+    missing; its id is in the JSON as ledger_id). If that ledger is lost or replaced, signing is
+    refused (ledger-missing / ledger-mismatch, exit 4) until the admins install a new version.
+
+    With an active ceremony log (`coldsign log open`) the install is logged (policy-installed),
+    signed by the custodian's identity key: pass --keystore or --mnemonic-file (read only then).
+
+    Example: coldsign policy install treasury-policy.toml ana.sig.json ben.sig.json --keystore treasury-1
     """
-    from coldsign.policy import document
+    from coldsign.policy.document import format_digest
+    from coldsign.policy.installed import install as install_policy
 
     settings = settings_of(ctx, json_flag)
     data, policy = _read_policy(file)
     _check_network(settings, policy)
     signed = _read_signatures(signatures)
-    result = document.install(settings.home, data, signed, first=first, now=_now(), where=str(file))
+    session, key = _ceremony_key(settings, keystore_name, mnemonic_file, passphrase_file, password_file)
+    result = install_policy(settings.home, data, signed, first=first, now=_now(), where=str(file))
+    if session is not None:
+        from coldsign.ceremony import events
+
+        session.record(events.POLICY_INSTALLED, events.policy_installed(result.digest.hex(), policy.version,
+                                                                         policy.name))
+        session.flush(key)
     doc = result.to_json()
 
     def render() -> None:
@@ -376,7 +419,7 @@ def install(
             f"Policy (replacing v{result.previous.policy.version})"
         console.print(Panel(Text.assemble((f'{what} "{result.policy.name}" v{result.policy.version} installed\n',
                                             "bold green"), "digest:\n",
-                                           (document.format_digest(result.digest), "bold")),
+                                           (format_digest(result.digest), "bold")),
                             title="witnesses: compare this digest", expand=False))
     emit(settings, doc, render)
 
@@ -395,20 +438,22 @@ def verify(
 
     Example: coldsign policy verify treasury-policy.toml *.sig.json --json
     """
-    from coldsign.policy import document
+    from coldsign.policy.document import format_digest
+    from coldsign.policy.installed import load_installed
+    from coldsign.policy.signatures import check_quorum
 
     settings = settings_of(ctx, json_flag)
     _, policy = _read_policy(file)
     signed = _read_signatures(signatures)
-    current = document.load_installed(settings.home)
-    report = document.check_quorum(policy, signed, current.policy if current else None)
+    current = load_installed(settings.home)
+    report = check_quorum(policy, signed, current.policy if current else None)
     rollback = current is not None and policy.version <= current.policy.version
     doc = {"name": policy.name, "version": policy.version, "digest": report.digest.hex(),
            "ok": report.met, "rollback": rollback, **report.to_json()}
 
     def render() -> None:
         console = _console()
-        console.print(f'Policy "{policy.name}" v{policy.version}, digest {document.format_digest(report.digest)}')
+        console.print(f'Policy "{policy.name}" v{policy.version}, digest {format_digest(report.digest)}')
         render_quorum(doc, console)
         if rollback:
             console.print(f"note: version {policy.version} is not above the installed v{current.policy.version}: "

@@ -35,13 +35,16 @@ class PolicyInForce:
 
 def policy_in_force(settings: Settings, policy_file: Path | None) -> PolicyInForce | None:
     """The installed policy (checked against `policy_file` when given), else `policy_file`, else None."""
-    from coldsign.policy.document import POLICY_MAX_BYTES, load_installed, parse_policy, policy_digest
+    from coldsign.limits import LIMITS
+    from coldsign.policy.document import parse_policy, policy_digest
+    from coldsign.policy.installed import load_installed
     from coldsign.store import read_limited
 
     installed = load_installed(settings.home)
     given = None
     if policy_file is not None:
-        given = parse_policy(read_limited(policy_file, POLICY_MAX_BYTES, what="policy file"), where=str(policy_file))
+        given = parse_policy(read_limited(policy_file, LIMITS.policy_file_max_bytes, what="policy file"),
+                             where=str(policy_file))
     if installed is None:
         return None if given is None else PolicyInForce(given, policy_digest(given), None)
     if given is not None and policy_digest(given) != installed.digest:

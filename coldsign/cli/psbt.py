@@ -124,6 +124,11 @@ def sign(
     to sign the PSBT the bundle carries. The signing is recorded (nonce, amount, chain tip) before
     the signed PSBT is written.
 
+    With an active ceremony log (`coldsign log open`), every step is logged, signed by the identity
+    key of the same seed: PSBT received, review shown, approvals and policy decision, signatures
+    produced (before the signed PSBT is written). A refusal is logged too, so the seed is then read
+    even for a refused PSBT, only to derive the identity key: no Bitcoin key is derived.
+
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --mnemonic-file /media/seed.txt --out signed.psbt
 
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
@@ -135,36 +140,78 @@ def sign(
     from coldsign.psbt.review import review
     from coldsign.psbt.sign import check_signatures, refuse_if_needed
     from coldsign.psbt.sign import sign as sign_psbt
+    from coldsign.ceremony import events
+    from coldsign.ceremony.session import (CeremonySession, identity_key, policy_payloads, produced_outputs,
+                                           review_digest)
+    from coldsign.errors import ColdsignError, Refused
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
-    gate = _PolicyGate.open(settings, request_file, policy_file)
+    session = CeremonySession.active_in(settings.home)      # None: no ceremony log, nothing is logged
+    if session is not None:
+        session.log.check_not_torn()                         # a torn log refuses before any secret is read
+    seed = None
     try:
-        if gate is not None and str(file) == "-":
-            psbt, binary = gate.bundle_psbt(), True
-        else:
-            psbt, _raw, binary = read_psbt(file)
-        default_wallet = gate.bundle.request.wallet if gate is not None else None
-        registration = pick_wallet(settings, wallet or default_wallet, psbt, required=True)
-        network = network_for(settings, registration)
-        result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
-                        allow_high_fee=allow_high_fee)
-        if not settings.json:
-            render_review(result)
-        if gate is not None:
-            gate.evaluate(psbt, registration, result)  # refusals recorded in the ledger, exit 4
-        refuse_if_needed(result)  # before the seed is even read
-        seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
-        report = sign_psbt(psbt, result, registration.descriptor, seed)
-        check_signatures(report, result)
-        if gate is not None:
-            # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
-            # crash in between loses a signature, never lets the same request be signed twice.
-            gate.record_signed(psbt, registration)
-        _data, sha = write_psbt(out, report.psbt, binary)
-    finally:
-        if gate is not None:
-            gate.close()
+        gate = _PolicyGate.open(settings, request_file, policy_file)
+        try:
+            if gate is not None and str(file) == "-":
+                psbt, binary = gate.bundle_psbt(), True
+                raw = gate.bundle.psbt
+            else:
+                psbt, raw, binary = read_psbt(file)
+            if session is not None:
+                session.record(events.PSBT_RECEIVED, events.psbt_received(hashlib.sha256(raw).hexdigest(), "file",
+                                                                          len(raw)))
+            default_wallet = gate.bundle.request.wallet if gate is not None else None
+            registration = pick_wallet(settings, wallet or default_wallet, psbt, required=True)
+            network = network_for(settings, registration)
+            result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
+                            allow_high_fee=allow_high_fee)
+            if session is not None:
+                session.record(events.REVIEW_SHOWN, events.review_shown(review_digest(result)))
+            if not settings.json:
+                render_review(result)
+            if gate is not None:
+                try:
+                    gate.evaluate(psbt, registration, result)  # refusals recorded in the ledger, exit 4
+                finally:
+                    if session is not None and gate.decision is not None:
+                        for event, payload in policy_payloads(gate.decision, gate.bundle, gate.in_force.policy):
+                            session.record(event, payload)
+            refuse_if_needed(result)  # before the seed is even read
+            seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
+            report = sign_psbt(psbt, result, registration.descriptor, seed)
+            check_signatures(report, result)
+            if gate is not None:
+                # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
+                # crash in between loses a signature, never lets the same request be signed twice.
+                gate.record_signed(psbt, registration)
+            if session is not None:
+                # NOTE: digests of the serialized (binary BIP-174) PSBTs, whatever encoding the files use:
+                # the same digest the signing request and the ledger name.
+                session.record(events.SIGNATURES_PRODUCED, events.signatures_produced(
+                    hashlib.sha256(psbt.serialize()).hexdigest(), hashlib.sha256(report.psbt.serialize()).hexdigest(),
+                    report.signed, result.txid, produced_outputs(result)))
+                session.flush(identity_key(seed))            # on disk before the signed PSBT is
+            _data, sha = write_psbt(out, report.psbt, binary)
+        finally:
+            if gate is not None:
+                gate.close()
+    except Refused as refused:
+        if session is None or refused.code == "log-torn":
+            raise
+        # NOTE: a refusal is logged, signed: the seed is read here ONLY to derive the identity key
+        # (SLIP-10 Ed25519); no Bitcoin key is derived and nothing is signed or written but the log.
+        if seed is None:
+            try:
+                seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
+            except ColdsignError as err:
+                err.hint = (f"the PSBT was refused ({refused.message}); logging the refusal needs the identity "
+                            "key of the seed" + (f"; {err.hint}" if err.hint else ""))
+                raise
+        session.record_refusal(refused)
+        session.flush(identity_key(seed))
+        raise
     doc = {**report.to_json(), "out": str(out), "sha256": sha, "seed": seed.fingerprints()}
     if gate is not None:
         doc["policy"] = gate.summary()

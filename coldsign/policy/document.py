@@ -1,5 +1,9 @@
-"""The policy document: TOML text -> `model.Policy`, its canonical digest, the admins' signatures
-over it, and installing it on the signer (quorum, rollback, rotation).
+"""The policy document (pure): TOML text -> `model.Policy`, strictly validated and normalised, and
+its canonical JSON and digest, what the admins sign.
+
+The admins' signatures and the quorum live in `coldsign.policy.signatures`, the installed policy
+(home-folder files, rollback, rotation, the ledger binding) in `coldsign.policy.installed`. Their
+names stay importable from here too (see `__getattr__` at the end) for older callers.
 
 ## The file (format "coldsign-policy/1", read with the stdlib `tomllib`)
 
@@ -45,27 +49,17 @@ Deny by default: anything no rule allows is refused. The reader is strict: an un
 type, a duplicate name or key, an address of another network, a group or role no approver holds,
 a threshold above the number of holders, a rule naming a missing address-book entry: BadInput
 naming the field (array entries counted from 1, as they appear in the file) and, where it can be
-found, the line. Amounts are never bare numbers: "5" could be BTC or sat, so a unit is required.
+found, the line. Amounts are never bare numbers: "5" could be BTC or sat, so a unit is required
+(the amount itself is read by `coldsign.amounts`, the one exact parser). An address is checked
+against the policy's network by `coldsign.wallet.address`, the same check `watch send` makes.
 
-## Digest and signatures
+## Digest
 
 `canonical_json(policy)` is the parsed, normalised policy (sets sorted, addresses and descriptors
 in canonical form, times in UTC) as canonical JSON; `policy_digest` is SHA-256 over
 b"coldsign/policy/v1\\0" + that, so comments and formatting do not change it and every change of
-meaning does. An admin signs the 32-byte digest with the identity key under domain "policy/v1";
-the signature file is {"format": "coldsign-policy-signature", "version": 1, "policy_digest",
-"policy_version", "signer", "signature"} (hex).
-
-## Installing
-
-`<home>/policy/installed.toml` holds the exact text, `installed.json` the record {"digest",
-"version", "name", "installed", "signatures", "previous", "archive"}. A new policy installs only
-when `admins.threshold` distinct approvers holding `admins.role` *in the currently installed
-policy* signed its digest, and its version is higher (else Refused "policy-rollback"). So keys
-rotate by a new version naming the new keys, signed by the old quorum. The first install (nothing
-installed) is the key ceremony: it needs `first=True` and a quorum named in the policy itself.
-Writes go archive copy -> record -> text, each atomic; the record is the commit point, and a crash
-between record and text is healed on reading from the archive copy the record names.
+meaning does. An admin signs the 32-byte digest with the identity key under domain "policy/v1"
+(`coldsign.policy.signatures`).
 """
 
 from __future__ import annotations
@@ -76,32 +70,24 @@ import math
 import re
 import tomllib
 import unicodedata
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any, Sequence
 
-from coldsign.errors import BadInput, Refused, VerificationFailed
+from coldsign import amounts
+from coldsign.errors import BadInput
+from coldsign.limits import LIMITS
 from coldsign.network import Network
 from coldsign.policy.model import (ANY, AddressBookEntry, Admins, Approvals, Approver, FeeCaps, Policy, Rule,
                                    TimeWindow, Velocity)
 
 FORMAT = "coldsign-policy/1"
-SIGNATURE_FORMAT = "coldsign-policy-signature"
-SIGNATURE_VERSION = 1
-DOMAIN = "policy/v1"
 DIGEST_TAG = b"coldsign/policy/v1\0"
-# NOTE: module constants rather than limits.py fields (not this module's file): a policy is a few
-# KiB; 64 KiB is room for hundreds of rules without letting a hostile file cost anything.
-POLICY_MAX_BYTES = 64 * 1024
-SIGNATURE_MAX_BYTES = 4 * 1024
-RECORD_MAX_BYTES = 1024 * 1024
+POLICY_MAX_BYTES = LIMITS.policy_file_max_bytes
 TEXT_MAX_CHARS = 200
 MAX_GAP = 100_000
 MAX_WINDOW_SECONDS = 400 * 86_400
 MAX_SKEW_SECONDS = 86_400
-MAX_SAT = 21_000_000 * 100_000_000
 DEFAULT_SKEW_SECONDS = 300
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FIX_HINT = "fix that field of the policy file (see `coldsign policy init` for a commented example)"
@@ -125,23 +111,27 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 def parse_amount(value: object, path: str = "amount") -> int:
-    """Sats of "5 BTC", "0.5 BTC", "120000 sat" (> 0, at most 21 million BTC, whole sats)."""
+    """Sats of "5 BTC", "0.5 BTC", "120000 sat" (> 0, at most 21 million BTC, whole sats).
+
+    The policy's own rule is the unit: a bare number is refused, "5" could be BTC or sat. The
+    number itself is read by `coldsign.amounts.parse_amount`, the one exact parser."""
     if not isinstance(value, str):
         raise _Invalid(path, f'{_show(value)} is not an amount: write it as text with a unit, e.g. "5 BTC", '
                              f'"0.5 BTC" or "120000 sat"')
     m = _AMOUNT.fullmatch(value.strip())
     if m is None:
         raise _Invalid(path, f'{_show(value)} is not an amount: write e.g. "5 BTC", "0.5 BTC" or "120000 sat"')
-    number, unit = m.groups()
     try:
-        sat = Decimal(number) * (100_000_000 if unit.lower() == "btc" else 1)
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimal numbers
-        raise _Invalid(path, f"{_show(value)} is not an amount") from None
-    if sat != sat.to_integral_value():
-        raise _Invalid(path, f"{_show(value)} is not a whole number of sats (at most 8 decimals of BTC)")
-    if not 0 < sat <= MAX_SAT:
-        raise _Invalid(path, f"{_show(value)} is not between 1 sat and 21 million BTC")
-    return int(sat)
+        return amounts.parse_amount(value)
+    except BadInput:
+        # the pattern admits only "<digits>[.<digits>] <unit>": what amounts refuses is a fraction of a
+        # sat, or a number outside 1 sat .. 21 million BTC; say which in the policy's words
+        number, unit = m.groups()
+        fraction = number.partition(".")[2].rstrip("0")
+        if len(fraction) > (8 if unit.lower() == "btc" else 0):
+            raise _Invalid(path, f"{_show(value)} is not a whole number of sats (at most 8 decimals of BTC)") \
+                from None
+        raise _Invalid(path, f"{_show(value)} is not between 1 sat and 21 million BTC") from None
 
 
 def parse_duration(value: object, path: str = "duration", *, allow_zero: bool = False,
@@ -158,10 +148,10 @@ def parse_duration(value: object, path: str = "duration", *, allow_zero: bool = 
 
 
 def format_amount(sat: int) -> str:
-    """"5 BTC", "0.5 BTC", "120000 sat": BTC from 0.01 BTC up, sats below."""
+    """"5 BTC", "0.5 BTC", "120000 sat": BTC from 0.01 BTC up, sats below; as a policy file writes
+    them (`coldsign.amounts.format_btc` without its trailing zeros)."""
     if sat >= 1_000_000:
-        text = f"{Decimal(sat) / 100_000_000:f}"
-        return (text.rstrip("0").rstrip(".") if "." in text else text) + " BTC"
+        return amounts.format_btc(sat).removesuffix(" BTC").rstrip("0").rstrip(".") + " BTC"
     return f"{sat} sat"
 
 
@@ -286,32 +276,14 @@ def parse_time(text: str) -> datetime:
 
 # ------------------------------------------------------------------ addresses and descriptors
 
-def normalize_address(text: str, network: Network) -> str | None:
-    """`text` in canonical form (bech32 lower-case) if it is a valid address on `network`, else None."""
-    from embit import base58, bech32
-
-    params = network.embit
-    hrp = params["bech32"]
-    if text.lower().startswith(hrp + "1"):
-        if text != text.lower() and text != text.upper():
-            return None
-        version, program = bech32.decode(hrp, text.lower())
-        return text.lower() if version is not None and program is not None else None
-    try:
-        data = base58.decode_check(text)
-    except Exception:  # noqa: BLE001 - embit raises bare ValueError/IndexError on junk
-        return None
-    if len(data) == 21 and data[:1] in (params["p2pkh"], params["p2sh"]):
-        return text
-    return None
-
-
 def _address(value: object, path: str, network: Network) -> str:
+    from coldsign.wallet.address import canonical_address, networks_of
+
     text = _text(value, path)
-    normal = normalize_address(text, network)
+    normal = canonical_address(text, network)
     if normal is not None:
         return normal
-    others = [n.value for n in Network if n is not network and normalize_address(text, n) is not None]
+    others = [n.value for n in networks_of(text)]
     if others:
         return _raise(path, f"{_show(text)} is an address of another network ({' or '.join(others)}), "
                             f"not of this policy's network {network.value}")
@@ -597,270 +569,6 @@ def is_expired(policy: Policy, now: datetime) -> bool:
     return policy.expires is not None and now >= parse_time(policy.expires)
 
 
-# ------------------------------------------------------------------ admin signatures
-
-@dataclass(frozen=True)
-class PolicySignature:
-    """One admin's Ed25519 signature (domain "policy/v1") over a policy digest."""
-
-    policy_digest: bytes
-    policy_version: int
-    signer: bytes
-    signature: bytes
-
-    def to_json(self) -> dict:
-        return {"format": SIGNATURE_FORMAT, "version": SIGNATURE_VERSION, "policy_digest": self.policy_digest.hex(),
-                "policy_version": self.policy_version, "signer": self.signer.hex(), "signature": self.signature.hex()}
-
-    def serialize(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2) + "\n").encode()
-
-    @classmethod
-    def parse(cls, data: bytes, *, where: str | None = None) -> "PolicySignature":
-        """A signature file, strictly: BadInput naming the field."""
-        def bad(message: str) -> BadInput:
-            return BadInput(message, where=where, code="policy-signature",
-                            hint="check that this is a file written by `coldsign policy approve-doc`")
-
-        if len(data) > SIGNATURE_MAX_BYTES:
-            raise bad(f"the signature file is larger than the limit of {SIGNATURE_MAX_BYTES} bytes")
-        try:
-            doc = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise bad("the signature file is not JSON") from None
-        wanted = {"format", "version", "policy_digest", "policy_version", "signer", "signature"}
-        if not isinstance(doc, dict) or set(doc) != wanted:
-            raise bad(f"the signature file must hold exactly the fields {', '.join(sorted(wanted))}")
-        if doc["format"] != SIGNATURE_FORMAT or doc["version"] != SIGNATURE_VERSION:
-            raise bad(f'not a "{SIGNATURE_FORMAT}" version {SIGNATURE_VERSION} file')
-        if isinstance(doc["policy_version"], bool) or not isinstance(doc["policy_version"], int):
-            raise bad("policy_version must be a whole number")
-        values = {}
-        for name, size in (("policy_digest", 32), ("signer", 32), ("signature", 64)):
-            v = doc[name]
-            if not isinstance(v, str) or not re.fullmatch(rf"[0-9a-f]{{{2 * size}}}", v):
-                raise bad(f"{name} must be {2 * size} lower-case hex digits")
-            values[name] = bytes.fromhex(v)
-        return cls(policy_version=doc["policy_version"], **values)
-
-
-def sign_policy(policy: Policy, key) -> PolicySignature:
-    """`key` (a coldsign.keys.identity.IdentityKey) signs the policy's digest."""
-    digest = policy_digest(policy)
-    return PolicySignature(policy_digest=digest, policy_version=policy.version, signer=key.public_key,
-                           signature=key.sign(DOMAIN, digest))
-
-
-@dataclass(frozen=True)
-class SignatureCheck:
-    """What one signature file is worth: `counts` toward the quorum, or `reason` why not."""
-
-    source: str
-    signer: bytes
-    valid: bool                  # a good signature over this policy's digest
-    counts: bool
-    reason: str
-    approver: Approver | None    # who the signer is in the authorizing policy
-
-    def to_json(self) -> dict:
-        from coldsign.keys.identity import fingerprint_of
-
-        return {"file": self.source, "signer": self.signer.hex(), "fingerprint": fingerprint_of(self.signer),
-                "name": self.approver.name if self.approver else None,
-                "roles": list(self.approver.roles) if self.approver else [],
-                "valid": self.valid, "counts": self.counts, "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class QuorumReport:
-    """Whether the authorizing policy's admin quorum signed `digest`."""
-
-    digest: bytes
-    version: int
-    authority: Policy            # whose admins count: the installed policy, or the new one itself
-    authority_source: str        # "installed" | "self"
-    checks: tuple[SignatureCheck, ...]
-
-    @property
-    def signers(self) -> tuple[Approver, ...]:
-        return tuple(c.approver for c in self.checks if c.counts and c.approver is not None)
-
-    @property
-    def met(self) -> bool:
-        return len(self.signers) >= self.authority.admins.threshold
-
-    def summary(self) -> str:
-        who = f'{self.authority.admins.threshold} of the approvers holding "{self.authority.admins.role}"'
-        whose = (f'the installed policy "{self.authority.name}" v{self.authority.version}'
-                 if self.authority_source == "installed" else "this policy itself (first install)")
-        got = ", ".join(a.name for a in self.signers) or "nobody"
-        return f"{'quorum met' if self.met else 'quorum NOT met'}: {who} in {whose}; counted: {got}"
-
-    def to_json(self) -> dict:
-        return {"met": self.met, "threshold": self.authority.admins.threshold, "role": self.authority.admins.role,
-                "authority": {"source": self.authority_source, "name": self.authority.name,
-                              "version": self.authority.version},
-                "signers": [a.name for a in self.signers], "summary": self.summary(),
-                "signatures": [c.to_json() for c in self.checks]}
-
-
-def check_quorum(policy: Policy, signatures: Sequence[tuple[str, PolicySignature]],
-                 authority: Policy | None = None) -> QuorumReport:
-    """Check each (source, signature) against `policy`'s digest and `authority`'s admins (default:
-    the policy itself). Signatures over another digest, that do not verify, by keys the authority does
-    not name, by non-admins, or repeated, are reported and do not count."""
-    from coldsign.keys.identity import fingerprint_of, verify
-
-    digest = policy_digest(policy)
-    auth = authority or policy
-    role = auth.admins.role
-    checks: list[SignatureCheck] = []
-    counted: set[bytes] = set()
-    for source, sig in signatures:
-        approver = auth.approver_by_key(sig.signer)
-        valid, counts, reason = False, False, ""
-        if sig.policy_digest != digest:
-            reason = (f"signed another policy (digest {sig.policy_digest.hex()[:16]}…, "
-                      f"version {sig.policy_version}), not this one (digest {digest.hex()[:16]}…, "
-                      f"version {policy.version})")
-        elif not verify(sig.signer, DOMAIN, digest, sig.signature):
-            reason = "the signature does not verify (damaged or forged)"
-        elif sig.policy_version != policy.version:
-            reason = f"the file says version {sig.policy_version} but the policy is version {policy.version}"
-        else:
-            valid = True
-            if approver is None:
-                reason = (f"signed by key {fingerprint_of(sig.signer)}, which the "
-                          f"{'installed' if authority is not None else 'new'} policy \"{auth.name}\" "
-                          f"v{auth.version} does not name")
-            elif role not in approver.roles:
-                reason = f'{approver.name} does not hold the admin role "{role}"'
-            elif sig.signer in counted:
-                reason = f"a second signature by {approver.name}; each admin counts once"
-            else:
-                counts = True
-                counted.add(sig.signer)
-        checks.append(SignatureCheck(source=source, signer=sig.signer, valid=valid, counts=counts, reason=reason,
-                                     approver=approver))
-    return QuorumReport(digest=digest, version=policy.version, authority=auth,
-                        authority_source="installed" if authority is not None else "self", checks=tuple(checks))
-
-
-# ------------------------------------------------------------------ the installed policy (file edge)
-
-@dataclass(frozen=True)
-class InstalledPolicy:
-    policy: Policy
-    digest: bytes
-    record: dict                 # installed.json
-
-
-def policy_folder(home: Path) -> Path:
-    return Path(home) / "policy"
-
-
-def load_installed(home: Path) -> InstalledPolicy | None:
-    """The installed policy and its record, or None when none is installed. VerificationFailed when
-    the text does not match the digest its record names (and no archive copy does)."""
-    from coldsign.store import read_limited
-
-    folder = policy_folder(home)
-    record_path = folder / "installed.json"
-    if not record_path.exists():
-        return None
-    try:
-        record = json.loads(read_limited(record_path, RECORD_MAX_BYTES, what="installed policy record"))
-        digest = bytes.fromhex(record["digest"])
-    except (ValueError, KeyError, TypeError):
-        raise VerificationFailed("the installed policy record is damaged", where=str(record_path),
-                                 code="policy-installed",
-                                 hint="reinstall the policy with its admin signatures") from None
-    candidates = [folder / "installed.toml"]
-    if isinstance(record.get("archive"), str) and re.fullmatch(r"archive/v\d+-[0-9a-f]{16}\.toml", record["archive"]):
-        candidates.append(folder / record["archive"])
-    for path in candidates:
-        if not path.exists():
-            continue
-        text = read_limited(path, POLICY_MAX_BYTES, what="installed policy")
-        policy = parse_policy(text, where=str(path))
-        if policy_digest(policy) == digest:
-            return InstalledPolicy(policy=policy, digest=digest, record=record)
-    raise VerificationFailed("the installed policy does not match the digest its record names",
-                             where=str(folder / "installed.toml"), code="policy-installed",
-                             hint="someone edited it: reinstall the signed policy")
-
-
-def installed_policy(home: Path) -> Policy | None:
-    found = load_installed(home)
-    return found.policy if found else None
-
-
-@dataclass(frozen=True)
-class InstallResult:
-    policy: Policy
-    digest: bytes
-    previous: InstalledPolicy | None
-    quorum: QuorumReport
-    installed_at: str
-
-    def to_json(self) -> dict:
-        prev = None if self.previous is None else {"name": self.previous.policy.name,
-                                                   "version": self.previous.policy.version,
-                                                   "digest": self.previous.digest.hex()}
-        return {"installed": True, "name": self.policy.name, "version": self.policy.version,
-                "digest": self.digest.hex(), "network": self.policy.network, "expires": self.policy.expires,
-                "first": self.previous is None, "previous": prev, "installed_at": self.installed_at,
-                "quorum": self.quorum.to_json()}
-
-
-def install(home: Path, text: bytes, signatures: Sequence[tuple[str, PolicySignature]], *, first: bool,
-            now: datetime, where: str | None = None) -> InstallResult:
-    """Install the policy in `text` if the quorum of the installed policy (or, with `first` and
-    nothing installed, of the policy itself) signed it and its version is higher. Refused otherwise,
-    with nothing written."""
-    from coldsign.store import atomic_write
-
-    policy = parse_policy(text, where=where)
-    digest = policy_digest(policy)
-    current = load_installed(home)
-    if current is None and not first:
-        raise Refused("no policy is installed on this signer; the first one is installed in the key ceremony",
-                      code="policy-first-install", hint="pass --first, with the witnesses checking the digest")
-    if current is not None and first:
-        raise Refused(f'a policy is already installed ("{current.policy.name}" v{current.policy.version}); '
-                      f"--first is only for the first one", code="policy-already-installed",
-                      hint="drop --first: the installed policy's admins must sign the new version")
-    if current is not None and policy.version <= current.policy.version:
-        raise Refused(f"version {policy.version} is not above the installed version {current.policy.version}: "
-                      f"a rollback", code="policy-rollback",
-                      hint="a new policy needs a higher version, signed by the installed policy's admins")
-    if current is not None and policy.network != current.policy.network:
-        raise Refused(f"the policy is for {policy.network} but the installed one is for {current.policy.network}",
-                      code="policy-network")
-    if is_expired(policy, now):
-        raise Refused(f"the policy expired at {policy.expires}", code="policy-expired",
-                      hint="set a later expires, raise the version and have it signed again")
-    report = check_quorum(policy, signatures, current.policy if current else None)
-    if not report.met:
-        raise Refused(f"the admin quorum did not sign this policy — {report.summary()}", code="policy-quorum",
-                      hint="collect signatures (coldsign policy approve-doc) from enough admins",
-                      details=[{"code": "signature-counts" if c.counts else "signature-ignored",
-                                "message": f"{c.source}: {c.reason or 'counts'}"} for c in report.checks])
-    installed_at = now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    folder = policy_folder(home)
-    archive = f"archive/v{policy.version}-{digest.hex()[:16]}.toml"
-    record = {"digest": digest.hex(), "version": policy.version, "name": policy.name, "installed": installed_at,
-              "signatures": [dict(sig.to_json(), file=source) for (source, sig), c
-                             in zip(signatures, report.checks) if c.counts],
-              "previous": None if current is None else {"digest": current.digest.hex(),
-                                                        "version": current.policy.version},
-              "archive": archive}
-    atomic_write(folder / archive, text, mode=0o644)
-    atomic_write(folder / "installed.json", json.dumps(record, indent=2) + "\n")   # the commit point
-    atomic_write(folder / "installed.toml", text)
-    return InstallResult(policy=policy, digest=digest, previous=current, quorum=report, installed_at=installed_at)
-
-
 def format_digest(digest: bytes) -> str:
     """The digest in groups of 8 hex digits, for witnesses to read aloud."""
     h = digest.hex()
@@ -869,3 +577,27 @@ def format_digest(digest: bytes) -> str:
 
 def default_expiry(now: datetime, days: int = 365) -> str:
     return (now + timedelta(days=days)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------ names that moved
+
+# NOTE: the signatures and the installed policy were split out of this module; their names stay
+# importable from here (`document.install`, `from coldsign.policy.document import sign_policy`) for
+# callers written before the split. Resolved lazily: those modules import this one.
+_MOVED = {
+    "coldsign.policy.signatures": ("SIGNATURE_FORMAT", "SIGNATURE_VERSION", "DOMAIN", "SIGNATURE_MAX_BYTES",
+                                   "PolicySignature", "sign_policy", "SignatureCheck", "QuorumReport",
+                                   "check_quorum"),
+    "coldsign.policy.installed": ("RECORD_MAX_BYTES", "InstalledPolicy", "policy_folder", "load_installed",
+                                  "installed_policy", "InstallResult", "install"),
+}
+_MOVED_TO = {name: module for module, names in _MOVED.items() for name in names}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    module = _MOVED_TO.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

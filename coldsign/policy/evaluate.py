@@ -33,11 +33,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
+from coldsign.amounts import format_btc as btc  # exact, 8 decimals: "1.20000000 BTC"
 from coldsign.errors import ColdsignError
 from coldsign.policy.model import (ANY, Approver, Bundle, Check, Decision, FeeCaps, Policy, Rule,
                                    TimeWindow)
 
-SAT_PER_BTC = 100_000_000
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _BECH32_PREFIXES = ("bc1", "tb1", "bcrt1")
 
@@ -301,13 +301,6 @@ def _decide(rule: Rule, policy: Policy, bundle: Bundle, valid: set[bytes]) -> li
 
 
 # --- text ------------------------------------------------------------------------------------------
-
-
-def btc(sat: int) -> str:
-    """Exact BTC text with 8 decimals: 120000000 -> "1.20000000 BTC"."""
-    sign = "-" if sat < 0 else ""
-    sat = abs(sat)
-    return f"{sign}{sat // SAT_PER_BTC}.{sat % SAT_PER_BTC:08d} BTC"
 
 
 def window_text(seconds: int) -> str:

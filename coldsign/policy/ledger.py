@@ -25,14 +25,23 @@ signer whose clock was set back cannot free its limit that way (moving a clock f
 the stale-tip check and request expiry narrow that, a policy window cannot close it alone).
 
 When the ledger is lost. A new ledger draws a random 128-bit `ledger_id` (table `meta`, written
-once). Installing a policy records the current ledger's id in `<home>/policy/installed.json`
-(`"ledger_id"`, see `ledger_id_for_install`). Before evaluating a request, `open_for_policy` checks
-that the ledger exists and carries exactly that id; otherwise the signer refuses every request
-(`ledger-missing` / `ledger-mismatch`, exit 4) because it can no longer tell which nonces it signed
-or how much left in the last window. The way back is a fresh policy version signed by the admin
-quorum and installed: the install records the new (empty) ledger's id, a deliberate, signed reset.
-Restoring an old copy of the ledger keeps its id and so is not detected; requests expire (hours)
-and the stale-tip check limits what that reopens, but keep the ledger with the signer, not in backups.
+once). `policy install` (`coldsign.policy.installed.install`) records the current ledger's id in
+`<home>/policy/installed.json` as "ledger_id" (`ledger_id_for_install`, which creates the ledger
+when there is none), after every check of the install passed. Before evaluating a request,
+`open_for_policy` checks that the ledger exists and carries exactly that id; otherwise the signer
+refuses every request, `psbt sign --request` and the `policy evaluate` dry run alike (Refused
+`ledger-missing` / `ledger-mismatch`, exit 4: nothing is signed, a missing ledger is not
+re-created), because it can no longer tell which nonces it signed or how much left in the last
+window. The way back is a fresh policy version signed by the admin quorum of the installed policy
+and installed: the install creates a new, empty ledger and records its id, a deliberate, signed
+reset (the admins decide whether to lower the limits for the first window). Until then nothing is
+signed.
+What the reset cannot know: a request signed before the loss and not yet expired could be signed
+again, and velocity and the newest tip start from nothing; requests expire (hours), so admins who
+wait out the longest request lifetime before installing close that gap. A damaged ledger
+(`ledger-damaged`) is not replaced silently either: move it aside for the audit, then install the
+new version. Restoring an old copy of the ledger keeps its id and so is not detected: keep the
+ledger with the signer, not in backups.
 
 An adapter at the edge (file I/O). Times are UTC, stored as whole Unix seconds.
 """

@@ -50,9 +50,9 @@ DIGEST_PREFIX = b"coldsign/request/v1\0"
 REQUEST_DOMAIN = "request/v1"
 APPROVAL_DOMAIN = "approval/v1"
 
-# NOTE: hard limits of this module (candidates for coldsign.limits.Limits). The bundle carries the
-# PSBT in base64 (4/3 of its size), so its limit follows the PSBT's, plus room for the request.
-BUNDLE_MAX_BYTES = (LIMITS.psbt_max_bytes + 2) // 3 * 4 + 256 * 1024
+# NOTE: hard limits of this module. The bundle carries the PSBT in base64 (4/3 of its size), so
+# its limit follows the PSBT's, plus room for the request (coldsign.limits).
+BUNDLE_MAX_BYTES = LIMITS.request_bundle_max_bytes
 MAX_APPROVALS = 100
 MEMO_MAX_CHARS = 500
 MAX_LIFETIME_SECONDS = 90 * 86_400      # a request valid for longer than 90 days is a mistake

@@ -32,14 +32,12 @@ from typing import Iterable, Mapping, Sequence
 from coldsign.errors import BadInput, NotFound, Refused
 from coldsign.network import Network
 from coldsign.psbt import scripts as S
+from coldsign.wallet.address import address_script  # the one address check, shared with the policy
 
 INCREMENTAL_RELAY_FEE_RATE = 1      # sat/vB: Bitcoin Core's -incrementalrelayfee default
 ANTI_FEE_SNIPING_SHIFT_CHANCE = 10  # one time in ten the locktime is set lower ...
 ANTI_FEE_SNIPING_MAX_SHIFT = 100    # ... by 0-99 blocks (Bitcoin Core's DiscourageFeeSniping)
 PENDING_STATUSES = ("created", "sent", "partially_signed", "final", "broadcast")
-
-_NETWORK_WORDS = {Network.MAIN: "mainnet", Network.TEST: "testnet", Network.SIGNET: "signet",
-                  Network.REGTEST: "regtest"}
 
 
 @dataclass(frozen=True)
@@ -95,46 +93,6 @@ class Withdrawal:
 
 
 # ---------------------------------------------------------------- addresses
-
-def address_script(address: str, network: Network) -> bytes:
-    """The scriptPubKey `address` pays on `network`; BadInput naming the address (and the network it
-    belongs to, when it is another one's)."""
-    text = address.strip()
-    script = _script_on(text, network)
-    if script is not None:
-        return script
-    for other in Network:
-        if other is not network and _script_on(text, other) is not None:
-            # testnet and signet share their prefixes: name both
-            theirs = "testnet/signet" if other in (Network.TEST, Network.SIGNET) else _NETWORK_WORDS[other]
-            raise BadInput(f"{text} is a {theirs} address; this wallet is on {_NETWORK_WORDS[network]}",
-                           hint="check the destination: coins sent across networks are lost")
-    raise BadInput(f"{text!r} is not a valid {_NETWORK_WORDS[network]} address",
-                   hint="check for typos (a bech32 address has a checksum; copy it, do not retype it)")
-
-
-def _script_on(text: str, network: Network) -> bytes | None:
-    from embit import base58, bech32
-
-    params = network.embit
-    hrp = params["bech32"]
-    if text.lower().startswith(hrp + "1"):
-        if text != text.lower() and text != text.upper():
-            return None
-        version, program = bech32.decode(hrp, text.lower())
-        if version is None:
-            return None
-        return bytes([0 if version == 0 else 0x50 + version, len(program)]) + bytes(program)
-    try:
-        data = base58.decode_check(text)
-    except Exception:  # noqa: BLE001 - embit raises bare ValueError/IndexError on junk
-        return None
-    if len(data) == 21 and data[:1] == params["p2pkh"]:
-        return b"\x76\xa9\x14" + data[1:] + b"\x88\xac"
-    if len(data) == 21 and data[:1] == params["p2sh"]:
-        return b"\xa9\x14" + data[1:] + b"\x87"
-    return None
-
 
 def payment(address: str, amount_sat: int, network: Network) -> Payment:
     """A payment to `address` on `network`, refused below the output's dust limit."""

@@ -17,6 +17,12 @@ signatures finalize, pass libbitcoinkernel and are mined. The same bundle again 
 signers (nonce), signing without a request is refused (`request-required`), and a withdrawal to a
 fresh address with the same approvals is refused naming the rule and the output; each refusal is in
 the signer's ledger and writes no file. `policy evaluate` gives the same decision as a dry run.
+
+A lost ledger: carol's signer gets the policy through the CLI (`policy approve-doc` by alice and bob,
+`policy install --first`), which binds it to carol's ledger; she signs one request, then her
+`ledger.sqlite` is deleted. Signing (and the dry run) is refused with `ledger-missing` naming the
+way back, also after a v2 signed by one admin only fails to install; v2 signed by the admin quorum
+installs, binds the new, empty ledger, and the next request is signed.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import walletkit as W
 from coldsign.cli.main import app
 from coldsign.keys.identity import IdentityKey
 from coldsign.network import Network
-from coldsign.policy.document import install, parse_policy, sign_policy
+from coldsign.policy.document import parse_policy
+from coldsign.policy.installed import install
+from coldsign.policy.signatures import sign_policy
 from coldsign.policy.ledger import Ledger
 from coldsign.policy.request import bundle_of, encode_bundle, new_request, sign_approval
 from coldsign.psbt.create import create_psbt
@@ -219,3 +227,68 @@ def test_a_policy_file_other_than_the_installed_one_is_refused(setup):
     assert error["code"] == "policy-not-installed"
     assert error["message"].startswith(f'{laxer} is not the installed policy ("treasury" v1, digest ')
     assert not out.exists()
+
+
+def test_a_lost_ledger_refuses_signing_until_the_admins_install_a_new_version(setup):
+    s = setup
+    tmp, home = s["tmp"], s["tmp"] / "carol"
+    s["words"]["carol"] = W.write_mnemonic(tmp, "carol")
+    at_carol = ("--home", str(home), "--network", "regtest")
+
+    def policy_file(version: int):
+        path = tmp / f"treasury-v{version}.toml"
+        path.write_text(policy_text(s["keys"]).replace("version = 1", f"version = {version}"))
+        return path
+
+    def approve(path, *admins: str) -> list[str]:
+        sigs = []
+        for admin in admins:
+            out = tmp / f"{path.stem}.{admin}.sig.json"
+            run("--home", str(tmp / admin), "policy", "approve-doc", str(path), "--mnemonic-file",
+                str(s["words"][admin]), "--out", str(out), "--json")
+            sigs.append(str(out))
+        return sigs
+
+    def ledger_id() -> str:
+        with Ledger.open(home, create=False) as ledger:
+            return ledger.ledger_id
+
+    v1 = policy_file(1)
+    installed = run(*at_carol, "policy", "install", str(v1), *approve(v1, "alice", "bob"), "--first", "--json")
+    first_id = ledger_id()
+    assert installed["ledger_id"] == first_id
+    assert json.loads((home / "policy" / "installed.json").read_text())["ledger_id"] == first_id
+    run(*at_carol, "wallet", "register", "--name", "vault", "--descriptor", W.descriptor("wsh-sortedmulti"),
+        "--mnemonic-file", str(s["words"]["carol"]), "--json")
+    first_bundle, _unsigned, _request = make_bundle(s, [(W.EXTERNAL_SCRIPT, 70_000_000)], "first")
+    assert run(*sign_args(s, "carol", "-", first_bundle, tmp / "first-signed.psbt"))["signed_inputs"] == 2
+
+    # The ledger is lost (deleted with its WAL files): the signer no longer knows what it signed.
+    for part in home.glob("ledger.sqlite*"):
+        part.unlink()
+    second_bundle, _unsigned, second = make_bundle(s, [(W.EXTERNAL_SCRIPT, 30_000_000)], "second")
+    out = tmp / "second-signed.psbt"
+    expected = {"code": "ledger-missing",
+                "message": f"the policy was installed with ledger {first_id}, but {home / 'ledger.sqlite'} "
+                           f"is missing",
+                "hint": "the signer's record of what it signed is gone: ask the admin quorum to sign and install "
+                        "a new policy version (that resets the ledger deliberately)"}
+    error = refused(*sign_args(s, "carol", "-", second_bundle, out))
+    assert {k: error.get(k) for k in expected} == expected
+    assert {k: v for k, v in refused(*at_carol, "policy", "evaluate", str(second_bundle), "--json").items()
+            if k in expected} == expected
+    assert not out.exists() and not list(home.glob("ledger.sqlite*"))   # refused before any ledger exists
+
+    # One admin is not the quorum: nothing installed, still refused.
+    v2 = policy_file(2)
+    result = invoke(*at_carol, "policy", "install", str(v2), *approve(v2, "alice"), "--json")
+    assert result.exit_code == 4 and json.loads(result.stdout)["error"]["code"] == "policy-quorum"
+    assert refused(*sign_args(s, "carol", "-", second_bundle, out))["code"] == "ledger-missing"
+
+    # The admin quorum installs v2: the new, empty ledger is bound, and signing works again.
+    installed = run(*at_carol, "policy", "install", str(v2), *approve(v2, "alice", "bob"), "--json")
+    assert installed["version"] == 2 and installed["ledger_id"] == ledger_id() != first_id
+    report = run(*sign_args(s, "carol", "-", second_bundle, out))
+    assert (report["signed_inputs"], report["policy"]["version"]) == (2, 2)
+    with Ledger.open(home) as ledger:
+        assert [e.nonce for e in ledger.signed()] == [second.nonce]

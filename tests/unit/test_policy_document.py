@@ -426,3 +426,58 @@ def test_installed_policy_heals_a_torn_install_and_catches_edits(tmp_path):
     with pytest.raises(VerificationFailed) as caught:
         D.installed_policy(tmp_path)
     assert caught.value.message == "the installed policy does not match the digest its record names"
+
+
+def test_install_binds_the_signer_s_ledger_and_a_new_version_rebinds_a_lost_one(tmp_path):
+    from coldsign.policy.ledger import LEDGER_FILE, Ledger
+
+    def record_id() -> str:
+        return json.loads((tmp_path / "policy" / "installed.json").read_text())["ledger_id"]
+
+    with pytest.raises(Refused):
+        D.install(tmp_path, V1.encode(), sigs(V1, "alice", "carol"), first=True, now=NOW)
+    assert not (tmp_path / LEDGER_FILE).exists()                 # a refused install writes nothing at all
+    result = D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    with Ledger.open(tmp_path, create=False) as ledger:
+        first_id = ledger.ledger_id
+    assert result.ledger_id == record_id() == first_id and result.to_json()["ledger_id"] == first_id
+    D.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
+    assert record_id() == first_id                               # the same ledger stays bound
+    for part in tmp_path.glob(LEDGER_FILE + "*"):
+        part.unlink()
+    v3 = changed("version = 2", "version = 3", V2)
+    D.install(tmp_path, v3.encode(), sigs(v3, "erin", "frank"), first=False, now=NOW)
+    with Ledger.open(tmp_path, create=False) as ledger:
+        assert record_id() == ledger.ledger_id != first_id       # the admins' new version: a fresh ledger
+
+
+@pytest.mark.parametrize("text, sat", [("0.00000001 BTC", 1), ("1 sat", 1), ("120000 sats", 120_000),
+                                       ("21000000 BTC", 21_000_000 * 100_000_000), ("5 btc", 500_000_000),
+                                       ("0.10000000 BTC", 10_000_000)])
+def test_amounts_with_a_unit_read_exactly_as_coldsign_amounts_reads_them(text, sat):
+    from coldsign import amounts
+
+    assert D.parse_amount(text) == amounts.parse_amount(text) == sat
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0 BTC", '"0 BTC" is not between 1 sat and 21 million BTC'),
+    ("0 sat", '"0 sat" is not between 1 sat and 21 million BTC'),
+    ("21000000.00000001 BTC", '"21000000.00000001 BTC" is not between 1 sat and 21 million BTC'),
+    ("1.5 sat", '"1.5 sat" is not a whole number of sats (at most 8 decimals of BTC)'),
+    ("0.5", '"0.5" is not an amount: write e.g. "5 BTC", "0.5 BTC" or "120000 sat"'),
+    ("0.5  BTC", '"0.5  BTC" is not an amount: write e.g. "5 BTC", "0.5 BTC" or "120000 sat"'),
+])
+def test_the_policy_s_amount_refusals(text, message):
+    with pytest.raises(D._Invalid) as err:
+        D.parse_amount(text, "rules[1].max_per_tx")
+    assert (err.value.path, err.value.message) == ("rules[1].max_per_tx", message)
+
+
+def test_a_trailing_zero_is_no_fraction_of_a_sat_and_the_space_is_optional():
+    assert (D.parse_amount("0.000000010 BTC"), D.parse_amount("50000sat")) == (1, 50_000)
+
+
+@pytest.mark.parametrize("sat", [1, 999_999, 1_000_000, 1_234_567, 50_000_000, 100_000_000, 2_100_000_000_000_000])
+def test_format_amount_reads_back_as_the_same_amount(sat):
+    assert D.parse_amount(D.format_amount(sat)) == sat
