@@ -266,7 +266,7 @@ def verify_export(doc: dict, roster_keys: Iterable[bytes], *, previous: Checkpoi
     checkpoint the auditor holds, that the log only grew from it (``inconsistent``)."""
     keys = [bytes(k) for k in roster_keys]
     start, end = doc["from_size"], doc["to_size"]
-    lines = [e.encode("utf-8") for e in doc["entries"]]
+    lines = [e.encode("utf-8", "surrogatepass") for e in doc["entries"]]
     problems = verify_entries(lines, keys, first_seq=start, prev_hash=doc["prev_hash"])
     try:
         cp = parse_checkpoint(doc["checkpoint"])

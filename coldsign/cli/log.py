@@ -390,7 +390,7 @@ def _lines_of(settings: Settings, log_file: Path | None) -> list[bytes]:
         if doc["from_size"] != 0:
             raise UsageProblem("--log needs a whole export (made without --since) to check a checkpoint",
                                where=str(log_file))
-        return [e.encode("utf-8") for e in doc["entries"]]
+        return [e.encode("utf-8", "surrogatepass") for e in doc["entries"]]
     lines, tail = split_lines(data)
     if tail:
         raise BadInput("the log ends in a torn line", where=str(log_file))

@@ -7,6 +7,7 @@ from coldsign.cli import log
 from coldsign.cli import policy
 from coldsign.cli.app import app
 from coldsign.cli import request
+from coldsign.cli import audit
 
 app.add_typer(key.app, name="key")
 app.add_typer(wallet.app, name="wallet")
@@ -17,6 +18,7 @@ app.add_typer(watch.app, name="watch")
 app.add_typer(log.app, name="log")
 app.add_typer(policy.app, name="policy")
 app.add_typer(request.app, name="request")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> int:

@@ -238,7 +238,7 @@ def test_verify_from_the_middle(lines):
     assert first(verify_entries(lines[3:], ROSTER, first_seq=3)) == (3, "broken-chain")
 
 
-def test_large_logs_are_checked_on_threads(tmp_path):
+def test_large_logs_are_checked_in_worker_processes(tmp_path):
     from coldsign.ceremony.log import VERIFY_BATCH, make_entry
 
     prev, lines_ = ZERO_HASH, []

@@ -1,0 +1,355 @@
+"""The auditor's verification (`coldsign.ceremony.audit`): the tamper suite of issue 7 §5, each
+tampering found at the right entry with the right code; withdrawals checked against chain facts;
+and the property that any single-byte change anywhere in an exported log fails the audit.
+
+The log, in words: alice's identity key (walletkit seed "alice") keeps it; two ceremonies of nine
+entries each — opened, policy installed (version 3), PSBT received, review shown, policy decision,
+approvals checked (2 of 2: alice, bob), signatures produced (txid of a made-up transaction paying
+150,000 sat to walletkit.EXTERNAL_SCRIPT's address and 49,000 sat of change), exported (bbqr, 4
+frames), closed — and a third that ends in a refusal (fee above the policy): 25 entries in all.
+The roster holds alice (custodian) and bob (witness); carol (walletkit seed "carol") is not on it.
+Checkpoints are signed by alice; the export covers the whole log unless a test says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import walletkit
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coldsign.ceremony import events, merkle
+from coldsign.ceremony.audit import (NOT_ON_CHAIN, ON_CHAIN, PAYS_DIFFERENTLY, SPENDS_DIFFERENTLY, audit_export,
+                                     audit_export_bytes, audit_log, export_bytes)
+from coldsign.ceremony.checkpoint import build_export, origin_for, sign_checkpoint
+from coldsign.ceremony.log import ZERO_HASH, line_hash, make_entry
+from coldsign.errors import BadInput, NotFound
+from coldsign.keys.identity import IdentityKey
+from coldsign.keys.roster import Custodian, Roster
+from coldsign.network import Network
+
+ALICE = IdentityKey.from_seed(walletkit.seed("alice"))
+BOB = IdentityKey.from_seed(walletkit.seed("bob"))
+CAROL = IdentityKey.from_seed(walletkit.seed("carol"))
+ROSTER = Roster((Custodian("Alice Ng", "custodian", ALICE.public_key),
+                 Custodian("Bob Ruiz", "witness", BOB.public_key)))
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+ORIGIN = origin_for(ALICE.fingerprint)
+
+
+def withdrawal_tx(salt: int) -> bytes:
+    """A made-up, unsigned transaction: one input, 150,000 sat to EXTERNAL_SCRIPT, 49,000 sat change."""
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    change = bytes.fromhex("0014") + bytes([salt]) * 20
+    return Transaction(vin=[TransactionInput(salt.to_bytes(32, "big"), 0)],
+                       vout=[TransactionOutput(150_000, Script(walletkit.EXTERNAL_SCRIPT)),
+                             TransactionOutput(49_000, Script(change))]).serialize()
+
+
+def outputs_of(raw: bytes) -> list[tuple[str, int]]:
+    from embit.transaction import Transaction
+
+    tx = Transaction.parse(raw)
+    return [(o.script_pubkey.address(Network.REGTEST.embit), o.value) for o in tx.vout]
+
+
+def txid_of(raw: bytes) -> str:
+    from embit.transaction import Transaction
+
+    return Transaction.parse(raw).txid().hex()
+
+
+TXS = [withdrawal_tx(1), withdrawal_tx(2)]
+
+
+def ceremony_payloads(n: int, refused: bool = False) -> list[tuple[str, dict]]:
+    digest = f"{n:02x}" * 32
+    steps = [(events.CEREMONY_OPENED, events.ceremony_opened([ALICE.fingerprint, BOB.fingerprint], "0.1.0",
+                                                             "aa" * 32, "offline laptop 7")),
+             (events.POLICY_INSTALLED, events.policy_installed("bb" * 32, 3, "treasury")),
+             (events.PSBT_RECEIVED, events.psbt_received(digest, "qr", 812)),
+             (events.REVIEW_SHOWN, events.review_shown(digest))]
+    if refused:
+        return steps + [(events.POLICY_DECISION, events.policy_decision(False, [("max-fee", False, "fee too high")])),
+                        (events.REFUSAL, events.refusal("max-fee", "fee 90,000 sat above the policy's 20,000")),
+                        (events.CEREMONY_CLOSED, events.ceremony_closed("refused"))]
+    raw = TXS[n]
+    return steps + [(events.POLICY_DECISION, events.policy_decision(True, [("max-fee", True, "fee ok")])),
+                    (events.APPROVALS_CHECKED, events.approvals_checked(True, 2, [ALICE.fingerprint, BOB.fingerprint])),
+                    (events.SIGNATURES_PRODUCED, events.signatures_produced(digest, "cc" * 32, [0], txid_of(raw),
+                                                                            outputs_of(raw))),
+                    (events.EXPORTED, events.exported("bbqr", 4)),
+                    (events.CEREMONY_CLOSED, events.ceremony_closed("signed"))]
+
+
+def chain_lines(steps, key=ALICE, start: int = 0, prev: str = ZERO_HASH) -> list[bytes]:
+    lines = []
+    for seq, (event, payload) in enumerate(steps, start):
+        line = make_entry(seq, prev, event, payload, key, START + timedelta(minutes=seq))
+        lines.append(line)
+        prev = line_hash(line)
+    return lines
+
+
+def ceremony_log() -> list[bytes]:
+    return chain_lines(ceremony_payloads(0) + ceremony_payloads(1) + ceremony_payloads(2, refused=True))
+
+
+LINES = ceremony_log()
+SIGNED_AT = 6                    # the first signatures-produced entry
+SECOND_SIGNED_AT = 15
+
+
+def checkpoint_of(lines, key=ALICE):
+    return sign_checkpoint(ORIGIN, len(lines), merkle.tree_hash(lines), key)
+
+
+def export_of(lines, from_size=0, cp=None):
+    return json.loads(json.dumps(build_export(lines, from_size, cp or checkpoint_of(lines))))
+
+
+def codes(result):
+    return [(p.index, p.code) for p in result.problems]
+
+
+def first(result):
+    return (result.first_problem.index, result.first_problem.code)
+
+
+class Chain:
+    """Chain facts in memory: the transactions that reached the chain, by txid."""
+
+    def __init__(self, *raws: bytes):
+        self.txs = {txid_of(raw): raw for raw in raws}
+
+    def transaction(self, txid):
+        if txid not in self.txs:
+            raise NotFound(f"transaction {txid} is not known")
+        return self.txs[txid]
+
+
+# --- the honest log -------------------------------------------------------------------------------
+
+def test_an_honest_export_verifies_with_its_facts():
+    result = audit_export(export_of(LINES), ROSTER, chain=Chain(*TXS), network=Network.REGTEST)
+    assert result.ok and codes(result) == [] and result.entries == 25
+    assert result.checkpoint.size == 25 and [s.name for s in result.checkpoint_signers] == ["Alice Ng"]
+    assert [(s.name, s.entries) for s in result.signers] == [("Alice Ng", 25)]
+    assert [(w.index, w.txid, w.amount_sat, w.chain) for w in result.withdrawals] == [
+        (SIGNED_AT, txid_of(TXS[0]), 199_000, ON_CHAIN), (SECOND_SIGNED_AT, txid_of(TXS[1]), 199_000, ON_CHAIN)]
+    doc = result.to_json()
+    assert doc["ok"] is True and doc["entries"] == 25 and doc["errors"] == [] and doc["chain_checked"] is True
+    assert doc["withdrawals"][0]["outputs"][0]["amount_sat"] == 150_000
+
+
+def test_an_honest_raw_log_with_its_checkpoint_verifies_and_may_have_grown_since():
+    data = b"".join(line + b"\n" for line in LINES)
+    assert audit_log(data, ROSTER, checkpoint=checkpoint_of(LINES)).ok
+    grown = audit_log(data, ROSTER, checkpoint=checkpoint_of(LINES[:10]), previous=checkpoint_of(LINES[:4]))
+    assert grown.ok and grown.to_size == 10 and grown.entries == 25
+    assert audit_log(data, ROSTER).ok and audit_log(data, ROSTER).checkpoint is None
+
+
+def test_an_incremental_export_verifies_against_the_previous_checkpoint():
+    previous = checkpoint_of(LINES[:9])
+    result = audit_export(export_of(LINES, 9), ROSTER, previous=previous)
+    assert result.ok and result.from_size == 9 and result.entries == 16
+    assert [w.index for w in result.withdrawals] == [SECOND_SIGNED_AT]
+
+
+# --- the tamper suite (issue 7 §5) ---------------------------------------------------------------
+
+def tampered(lines):
+    """An export of `lines` under the checkpoint of the honest log (what the signer signed)."""
+    doc = export_of(LINES)
+    doc["entries"] = [line.decode() for line in lines]
+    return doc
+
+
+def test_edit_a_payload_byte():
+    lines = list(LINES)
+    lines[SIGNED_AT] = lines[SIGNED_AT].replace(b'"amount_sat":150000', b'"amount_sat":950000')
+    result = audit_export(tampered(lines), ROSTER)
+    assert first(result) == (SIGNED_AT, "bad-signature")
+    assert result.first_problem.message == "the signature does not verify against the actor's key"
+    assert (SIGNED_AT + 1, "broken-chain") in codes(result) and (None, "bad-root") in codes(result)
+
+
+def test_change_a_signature():
+    lines = list(LINES)
+    cut = lines[3].index(b'"sig":"') + 7
+    lines[3] = lines[3][:cut] + (b"0" if lines[3][cut:cut + 1] != b"0" else b"1") + lines[3][cut + 1:]
+    result = audit_export(tampered(lines), ROSTER)
+    assert first(result) == (3, "bad-signature") and (None, "bad-root") in codes(result)
+
+
+def test_drop_an_entry():
+    result = audit_export(tampered(LINES[:5] + LINES[6:]), ROSTER)
+    assert codes(result)[:2] == [(5, "seq-gap"), (5, "broken-chain")]
+    assert result.first_problem.message == "seq is 6, expected 5"
+    assert (24, "truncated") in codes(result)
+
+
+def test_reorder_two_entries():
+    lines = list(LINES)
+    lines[7], lines[8] = lines[8], lines[7]
+    result = audit_export(tampered(lines), ROSTER)
+    assert codes(result)[:2] == [(7, "seq-gap"), (7, "broken-chain")]
+    assert result.first_problem.message == "seq is 8, expected 7"
+
+
+def test_truncate_the_tail():
+    whole = export_of(LINES)
+    cut = dict(whole, entries=whole["entries"][:-3])
+    result = audit_export(cut, ROSTER)
+    assert first(result) == (22, "truncated")
+    assert result.first_problem.message == ("the checkpoint covers 25 entries but the log ends at entry 21: "
+                                            "entries 22..24 are missing")
+    data = b"".join(line + b"\n" for line in LINES)
+    torn = audit_log(data[:-40], ROSTER, checkpoint=checkpoint_of(LINES))
+    assert codes(torn)[:2] == [(24, "torn"), (24, "truncated")]
+    whole_lines = audit_log(data[:data.rindex(b"\n", 0, len(data) - 1) + 1], ROSTER, checkpoint=checkpoint_of(LINES))
+    assert codes(whole_lines) == [(24, "truncated")]
+
+
+def test_insert_a_forged_entry_signed_by_a_key_not_on_the_roster():
+    forged = chain_lines([(events.SIGNATURES_PRODUCED, events.signatures_produced(
+        "dd" * 32, "ee" * 32, [0], "ff" * 32, [("bcrt1qattacker", 5_000_000)]))], CAROL, 10, line_hash(LINES[9]))
+    result = audit_export(tampered(LINES[:10] + forged + LINES[10:]), ROSTER)
+    assert first(result) == (10, "unknown-key")
+    assert result.first_problem.message == f"signed by {CAROL.fingerprint}, a key that is not on the roster"
+    appended = chain_lines([(events.REFUSAL, events.refusal("x", "forged"))], CAROL, 25, line_hash(LINES[-1]))
+    data = b"".join(line + b"\n" for line in LINES + appended)
+    assert codes(audit_log(data, ROSTER, checkpoint=checkpoint_of(LINES))) == [(25, "unknown-key")]
+    assert 10 not in [w.index for w in result.withdrawals]          # a bad entry is no withdrawal
+
+
+def test_fork_the_log_after_a_checkpoint():
+    previous = checkpoint_of(LINES[:9])                          # what the auditor holds
+    forked = LINES[:7] + chain_lines(ceremony_payloads(1), ALICE, 7, line_hash(LINES[6]))
+    whole = audit_export(export_of(forked), ROSTER, previous=previous)
+    assert codes(whole) == [(None, "fork")]
+    assert whole.first_problem.message.startswith("fork: the first 9 entries are not the ones the previous")
+    since = audit_export(export_of(forked, 9), ROSTER, previous=previous)
+    assert codes(since) == [(None, "fork")]
+    raw = audit_log(b"".join(line + b"\n" for line in forked), ROSTER, previous=previous)
+    assert codes(raw) == [(None, "fork")]
+
+
+def test_replay_an_old_checkpoint():
+    newest = checkpoint_of(LINES)
+    old_export = export_of(LINES[:9])                             # the state of an earlier audit, shown again
+    result = audit_export(old_export, ROSTER, previous=newest)
+    assert codes(result) == [(9, "rollback")]
+    assert result.first_problem.message == "rollback: the previous checkpoint covers 25 entries, this log only 9"
+    swapped = export_of(LINES)
+    swapped["checkpoint"] = checkpoint_of(LINES[:9]).text        # new entries under an old checkpoint
+    replay = audit_export(swapped, ROSTER)
+    assert codes(replay) == [(9, "bad-root")]
+    assert replay.first_problem.message.startswith("the checkpoint covers only 9 entries; entries 9..24")
+
+
+def test_a_checkpoint_signed_only_by_a_witness_or_a_stranger_fails():
+    by_carol = audit_export(export_of(LINES, cp=checkpoint_of(LINES, CAROL)), ROSTER)
+    assert codes(by_carol) == [(None, "bad-signature")]
+    assert by_carol.first_problem.message == "no signature on the checkpoint verifies against the roster"
+    by_bob = audit_export(export_of(LINES, cp=sign_checkpoint(ORIGIN, 25, merkle.tree_hash(LINES), BOB)), ROSTER)
+    assert codes(by_bob) == [(None, "bad-signature")] and "did not sign the checkpoint" in by_bob.first_problem.message
+
+
+def test_a_broken_consistency_proof_is_inconsistent():
+    doc = export_of(LINES, 9)
+    doc["consistency_proof"][0] = "00" * 32
+    assert codes(audit_export(doc, ROSTER)) == [(None, "inconsistent")]
+
+
+# --- withdrawals against the chain ------------------------------------------------------------------
+
+def test_a_withdrawal_not_on_the_chain():
+    result = audit_export(export_of(LINES), ROSTER, chain=Chain(TXS[1]), network=Network.REGTEST)
+    assert codes(result) == [(SIGNED_AT, NOT_ON_CHAIN)]
+    assert result.first_problem.message == f"transaction {txid_of(TXS[0])} is not on the chain"
+    assert [w.chain for w in result.withdrawals] == [NOT_ON_CHAIN, ON_CHAIN]
+
+
+def test_a_withdrawal_that_pays_differently():
+    logged = outputs_of(TXS[0])
+    steps = ceremony_payloads(0)
+    steps[6] = (events.SIGNATURES_PRODUCED, events.signatures_produced(
+        "00" * 32, "cc" * 32, [0], txid_of(TXS[0]), [(logged[0][0], 140_000), logged[1]]))
+    result = audit_export(export_of(chain_lines(steps)), ROSTER, chain=Chain(*TXS), network=Network.REGTEST)
+    assert codes(result) == [(SIGNED_AT, PAYS_DIFFERENTLY)]
+    assert result.first_problem.message == (f"output 0 of transaction {txid_of(TXS[0])} pays 150000 sat to "
+                                            f"{logged[0][0]}; the reviewed PSBT paid 140000 sat to {logged[0][0]}")
+    steps[6] = (events.SIGNATURES_PRODUCED, events.signatures_produced(
+        "00" * 32, "cc" * 32, [0, 1], txid_of(TXS[0]), logged))
+    spends = audit_export(export_of(chain_lines(steps)), ROSTER, chain=Chain(*TXS), network=Network.REGTEST)
+    assert codes(spends) == [(SIGNED_AT, SPENDS_DIFFERENTLY)]
+    assert spends.first_problem.message == (f"input 1 was signed but transaction {txid_of(TXS[0])} has only 1 "
+                                            "inputs")
+
+
+def test_a_chain_answering_with_another_transaction_is_not_on_chain():
+    class Liar:
+        def transaction(self, txid):
+            return TXS[1]
+
+    result = audit_export(export_of(LINES), ROSTER, chain=Liar(), network=Network.REGTEST)
+    assert codes(result) == [(SIGNED_AT, NOT_ON_CHAIN)]
+    assert "answered for" in result.first_problem.message
+
+
+def test_the_chain_check_needs_a_network():
+    with pytest.raises(BadInput) as info:
+        audit_export(export_of(LINES), ROSTER, chain=Chain(*TXS))
+    assert info.value.message == "checking withdrawals against the chain needs the network of their addresses"
+
+
+# --- any single byte ---------------------------------------------------------------------------------
+
+EXPORT = export_bytes(export_of(LINES[:12], 5))                   # left edge, proof and prev_hash non-empty
+
+
+def test_the_exported_bytes_verify_as_written():
+    assert audit_export_bytes(EXPORT, ROSTER).ok
+    spaced = json.dumps(json.loads(EXPORT), ensure_ascii=False).encode() + b"\n"
+    result = audit_export_bytes(spaced, ROSTER)
+    assert codes(result) == [(None, "not-canonical")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(position=st.integers(0, len(EXPORT) - 1), value=st.integers(0, 255))
+def test_any_single_byte_change_of_an_export_fails(position, value):
+    if EXPORT[position] == value:
+        value ^= 0x01
+    data = EXPORT[:position] + bytes([value]) + EXPORT[position + 1:]
+    try:
+        result = audit_export_bytes(data, ROSTER)
+    except BadInput as err:
+        assert err.code in ("log-export", "roster-lookup") or err.message.startswith("not a coldsign log export")
+        return
+    assert not result.ok, (position, value)
+
+
+# --- large logs (checked by worker processes, in chunks of VERIFY_BATCH lines) -------------------------
+
+def test_tampering_at_a_chunk_boundary_of_a_large_log_is_found():
+    from coldsign.ceremony.log import VERIFY_BATCH
+
+    steps = [(events.REVIEW_SHOWN, events.review_shown(f"{n:064x}")) for n in range(2 * VERIFY_BATCH + 3)]
+    lines = chain_lines(steps)
+    assert audit_log(b"".join(line + b"\n" for line in lines), ROSTER, checkpoint=checkpoint_of(lines)).ok
+    dropped = lines[:VERIFY_BATCH] + lines[VERIFY_BATCH + 1:]          # the first line of the second chunk
+    forged = chain_lines([(events.REFUSAL, events.refusal("x", "forged"))], CAROL, 2 * VERIFY_BATCH - 1,
+                         line_hash(lines[2 * VERIFY_BATCH - 2]))       # the last line of the second chunk
+    dropped[2 * VERIFY_BATCH - 2] = forged[0]
+    result = audit_log(b"".join(line + b"\n" for line in dropped), ROSTER, checkpoint=checkpoint_of(lines))
+    assert codes(result) == [(VERIFY_BATCH, "seq-gap"), (VERIFY_BATCH, "broken-chain"),
+                             (2 * VERIFY_BATCH - 2, "unknown-key"),        # chained well, signed by carol
+                             (2 * VERIFY_BATCH - 1, "broken-chain"),
+                             (2 * VERIFY_BATCH + 2, "truncated")]
