@@ -159,6 +159,16 @@ def _verdict_lines(result) -> list[str]:
     return lines
 
 
+def _exit_if_failed(result, *, verdict_shown: bool) -> None:
+    """Exit 5 when the verification failed, the verdict on stderr unless the human output gave it."""
+    if result.ok:
+        return
+    if not verdict_shown:
+        for line in _verdict_lines(result):
+            typer.echo(line, err=True)
+    raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
+
+
 def _render_verify(result, path: Path) -> None:
     doc = result.to_json()
     if result.ok:
@@ -199,11 +209,7 @@ def verify(
     result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
                        network)
     emit(settings, result.to_json(), lambda: _render_verify(result, path))
-    if not result.ok:
-        if settings.json:
-            for line in _verdict_lines(result):
-                typer.echo(line, err=True)
-        raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
+    _exit_if_failed(result, verdict_shown=not settings.json)
 
 
 @app.command("report")
@@ -242,7 +248,4 @@ def report(
            "withdrawals": len(result.withdrawals), "errors": [p.to_json() for p in result.problems]}
     emit(settings, doc, lambda: typer.echo(f"wrote the {fmt.value} report of {result.entries} entries to {out} "
                                            f"(verification: {'OK' if result.ok else 'FAILED'})"))
-    if not result.ok:
-        for line in _verdict_lines(result):
-            typer.echo(line, err=True)
-        raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
+    _exit_if_failed(result, verdict_shown=False)

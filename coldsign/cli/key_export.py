@@ -46,22 +46,6 @@ def _ur_parts(cbor: bytes, ur_type: str, max_fragment: int | None):
     return transmission, list(transmission.payloads)
 
 
-def _write_frames(transmission, frames_dir: Path, overwrite: bool) -> int:
-    from coldsign.qr.media import stale_frames, write_frames
-    from coldsign.qr.render import FrameRenderer, scale_for
-
-    stale = stale_frames(frames_dir, overwrite)
-    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
-    frames = [renderer.frame(p, i) for i, p in enumerate(transmission.payloads)]
-    try:
-        write_frames(frames_dir, frames, scale_for(frames[0].side), stale)
-    except OSError as err:
-        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}",
-                                 where=str(err.filename or frames_dir),
-                                 hint="check that the folder exists and is writable") from err
-    return len(frames)
-
-
 def _check_options(fmt: ExportFormat, script_type: ScriptType | None, path: str | None,
                    ur_type: URType | None, frames_dir: Path | None, token: Path | None,
                    description: str | None) -> None:
@@ -163,8 +147,10 @@ def export(
         doc["cbor_hex"] = cbor.hex()
         exported = "\n".join(parts)
         if frames_dir is not None:
-            doc["frames"] = _write_frames(transmission, frames_dir, overwrite)
-            doc["frames_dir"] = str(frames_dir)
+            from coldsign.cli.qr_send import write_transmission_frames
+
+            written = write_transmission_frames(transmission, frames_dir, overwrite)
+            doc.update(frames=written["frames"], frames_dir=written["frames_dir"])
     elif fmt is ExportFormat.bsms:
         from coldsign.cli.secrets import read_bsms_token
 

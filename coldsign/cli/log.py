@@ -14,7 +14,6 @@ The identity key that signs comes from the seed options every signing command ha
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from enum import Enum
 from pathlib import Path
@@ -23,14 +22,14 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
-from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
-from coldsign.errors import BadInput, EnvironmentProblem, Refused, UsageProblem
+from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
+                                 PasswordFileOpt, load_identity)
+from coldsign.errors import BadInput, Refused, UsageProblem
 
 app = typer.Typer(no_args_is_help=True, help="The signed, append-only ceremony log: show it, checkpoint it, "
                   "have a witness co-sign, export it for the auditor.")
 
 CHECKPOINT_MAX_BYTES = 16_384
-IndexOpt = Annotated[int, typer.Option("--index", min=0, max=0x7FFFFFFF, help="identity key index")]
 
 
 class ExportFormat(str, Enum):
@@ -42,14 +41,6 @@ def _log(settings: Settings):
     from coldsign.ceremony.log import CeremonyLog
 
     return CeremonyLog(settings.home)
-
-
-def _identity(settings: Settings, keystore_name, mnemonic_file, passphrase_file, password_file, index: int):
-    from coldsign.cli.secrets import load_seed
-    from coldsign.keys.identity import IdentityKey
-
-    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
-    return IdentityKey.from_seed(seed, index)
 
 
 def _seed_given(keystore_name, mnemonic_file) -> bool:
@@ -132,7 +123,7 @@ def open_ceremony(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     json_flag: JsonFlag = False,
 ) -> None:
     """Open a signing ceremony: log ceremony-opened, signed by your identity key.
@@ -164,7 +155,7 @@ def open_ceremony(
                           hint="close it first with `coldsign log close`")
     machine = f"{platform.platform()} on host {socket.gethostname() or 'unknown'}"
     payload = events.ceremony_opened(names, __version__, installed_package_digest(), machine[:events.TEXT_MAX_CHARS])
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     entry = log.append(events.CEREMONY_OPENED, payload, key)
     doc = {"path": str(log.path), "seq": entry.seq, "actor": entry.actor, **payload}
     emit(settings, doc, lambda: typer.echo(f"ceremony opened (entry {entry.seq}) by {entry.actor}: "
@@ -180,7 +171,7 @@ def close_ceremony(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     json_flag: JsonFlag = False,
 ) -> None:
     """Close the open ceremony: log ceremony-closed, then sign a checkpoint of the whole log.
@@ -200,7 +191,7 @@ def close_ceremony(
         raise Refused("no ceremony is open in this home folder; nothing was appended", where=str(log.path),
                       code="ceremony-not-open", hint="open one with `coldsign log open`")
     payload = events.ceremony_closed(outcome)
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     entry = log.append(events.CEREMONY_CLOSED, payload, key)
     cp, path = make_checkpoint(log, key)
     doc = {"path": str(log.path), "seq": entry.seq, "actor": entry.actor, **payload,
@@ -282,7 +273,7 @@ def checkpoint(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     qr: Annotated[bool, typer.Option("--qr", help="also draw the checkpoint as a QR code (on stderr)")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
@@ -296,7 +287,7 @@ def checkpoint(
     settings = settings_of(ctx, json_flag)
     log = _log(settings)
     log.check_not_torn()                       # before any password prompt
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     cp, path = make_checkpoint(log, key)
     doc = {**cp.to_json(), "path": str(path)}
 
@@ -325,7 +316,7 @@ def witness(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     json_flag: JsonFlag = False,
 ) -> None:
     """Co-sign another custodian's checkpoint as a witness.
@@ -365,7 +356,7 @@ def witness(
                                          "the log was rewritten, forked or rolled back", where=str(previous),
                                          code="inconsistent", hint="do not co-sign; raise it with the auditor")
             consistent_with = old.size
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     signed = cosign(cp, key)
     atomic_write(out, signed.text)
     doc = {**signed.to_json(), "out": str(out), "consistent_with": consistent_with}
@@ -407,32 +398,43 @@ def export(
     out: Annotated[Optional[Path], typer.Option("--out", help="write the export document to this file")] = None,
     frames_dir: Annotated[Optional[Path], typer.Option("--frames-dir", help="write it as animated QR frames "
                           "(frame-0001.png … and frames.txt) to this folder")] = None,
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="QR format for --frames-dir: bbqr (JSON, "
-                   "compressed) or ur (bytes)")] = ExportFormat.bbqr,
+    qr: Annotated[bool, typer.Option("--qr", help="animate it as QR codes in the terminal for the auditor's "
+                                     "camera (stderr with --json; q quits)")] = False,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="QR format for --frames-dir and --qr: bbqr "
+                   "(file type J, compressed) or ur (bytes)")] = ExportFormat.bbqr,
+    cycles: Annotated[Optional[int], typer.Option("--cycles", min=1, help="with --qr: stop after this many "
+                      "cycles of the frames (default: until q)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace frames already in --frames-dir")] = False,
     keystore_name: KeystoreOpt = None,
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     json_flag: JsonFlag = False,
 ) -> None:
     """Export the log for the auditor: entries, the newest checkpoint, a consistency proof.
 
-    The log leaves the air-gapped machine only on removable media (--out) or by light
-    (--frames-dir, then `coldsign qr show`/scan, or `coldsign qr decode --text frames.txt`).
-    If the log grew since the newest checkpoint, a new one is signed first: pass the seed
-    options (--keystore or --mnemonic-file), else the export is refused (exit 4).
+    The log leaves the air-gapped machine only on removable media (--out) or by light: --qr
+    animates it in the terminal (as `coldsign qr show --type json` does), --frames-dir writes the
+    frames (then `coldsign qr show`/scan, or `coldsign qr decode --text frames.txt`). Give exactly
+    one of the three. If the log grew since the newest checkpoint, a new one is signed first: pass
+    the seed options (--keystore or --mnemonic-file), else the export is refused (exit 4). A
+    terminal too small for the QR code exits 7.
 
     Example: coldsign log export --since paper-17.txt --out /media/usb/log-export.json --keystore treasury-1
+
+    Example: coldsign log export --since paper-17.txt --qr --keystore treasury-1
     """
     from coldsign.ceremony.checkpoint import build_export
     from coldsign.ceremony import merkle
+    from coldsign.cli.qr_send import TerminalQR, json_kind, transmission_of, write_transmission_frames
     from coldsign.store import atomic_write
 
     settings = settings_of(ctx, json_flag)
-    if (out is None) == (frames_dir is None):
-        raise UsageProblem("give one of --out FILE or --frames-dir DIR")
+    if [out is not None, frames_dir is not None, qr].count(True) != 1:
+        raise UsageProblem("give one of --out FILE, --frames-dir DIR or --qr")
+    if cycles is not None and not qr:
+        raise UsageProblem("--cycles goes with --qr")
     log = _log(settings)
     contents = log.check_not_torn()
     if not contents.lines:
@@ -453,7 +455,7 @@ def export(
                           f"{cp.size if cp else 0}; an export needs a checkpoint of the whole log",
                           code="checkpoint-stale", hint="pass --keystore NAME or --mnemonic-file FILE to sign "
                           "one now, or run `coldsign log checkpoint` first")
-        key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+        key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
         cp, _path = make_checkpoint(log, key)
         made = True
     doc = build_export(contents.lines, from_size, cp)
@@ -461,30 +463,25 @@ def export(
     result = {"from_size": doc["from_size"], "to_size": doc["to_size"], "entries": len(doc["entries"]),
               "checkpoint": cp.to_json(), "checkpoint_made": made, "bytes": len(data),
               "sha256": hashlib.sha256(data).hexdigest()}
+    where = str(out) if out is not None else str(frames_dir) if frames_dir is not None else "the terminal as QR"
+
+    def human() -> None:
+        typer.echo(f"exported entries {result['from_size']}..{result['to_size'] - 1} ({result['bytes']} bytes) to "
+                   f"{where}; checkpoint size {cp.size}")
+
     if out is not None:
         atomic_write(out, data)
         result["out"] = str(out)
+    elif frames_dir is not None:
+        written = write_transmission_frames(transmission_of(data, fmt, json_kind(fmt), density="high"), frames_dir,
+                                            overwrite)
+        result.update(frames_dir=written["frames_dir"], format=written["format"], frames=written["frames"],
+                      qr_version=written["qr_version"])
     else:
-        result.update(_write_frames(data, frames_dir, fmt, overwrite))
-    emit(settings, result, lambda: typer.echo(
-        f"exported entries {result['from_size']}..{result['to_size'] - 1} ({result['bytes']} bytes) to "
-        f"{result.get('out') or result.get('frames_dir')}; checkpoint size {cp.size}"))
-
-
-def _write_frames(data: bytes, folder: Path, fmt: ExportFormat, overwrite: bool) -> dict:
-    from coldsign.qr.media import stale_frames, write_frames
-    from coldsign.qr.render import FrameRenderer, scale_for
-    from coldsign.qr.transport import encode
-
-    stale = stale_frames(folder, overwrite)
-    transmission = encode(data, format=fmt.value, type="json" if fmt is ExportFormat.bbqr else "bytes",
-                          density="high")
-    payloads = list(itertools.islice(transmission.frames(), len(transmission.payloads)))
-    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
-    frames = [renderer.frame(p, i) for i, p in enumerate(payloads)]
-    try:
-        write_frames(folder, frames, scale_for(frames[0].side), stale)
-    except OSError as err:
-        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}", where=str(folder)) from err
-    return {"frames_dir": str(folder), "format": transmission.format, "frames": len(frames),
-            "qr_version": transmission.qr_version}
+        terminal = TerminalQR(data, fmt, json_kind(fmt), label="log export", stderr=settings.json)   # exit 7 here
+        if not settings.json:
+            human()
+        result["qr_shown"] = terminal.show(cycles=cycles)
+        if not settings.json:
+            return
+    emit(settings, result, human)

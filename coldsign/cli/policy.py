@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
-from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
+from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
+                                 PasswordFileOpt, load_identity)
 from coldsign.errors import BadInput, ExitStatus, Refused
 
 app = typer.Typer(no_args_is_help=True, help="The signed policy: what this signer may sign and who must "
@@ -284,7 +285,7 @@ def approve_doc(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: Annotated[int, typer.Option("--index", min=0, max=0x7FFFFFFF, help="identity key index")] = 0,
+    index: IdentityIndexOpt = 0,
     out: Annotated[Optional[Path], typer.Option("--out", help="signature file (default: next to FILE, "
                    "named after the version and your identity fingerprint)")] = None,
     json_flag: JsonFlag = False,
@@ -296,8 +297,7 @@ def approve_doc(
 
     Example: coldsign policy approve-doc treasury-policy.toml --keystore ana --out ana.sig.json
     """
-    from coldsign.cli.secrets import check_seed_options, load_seed
-    from coldsign.keys.identity import IdentityKey
+    from coldsign.cli.secrets import check_seed_options
     from coldsign.policy.document import format_digest
     from coldsign.policy.signatures import sign_policy
     from coldsign.store import atomic_write
@@ -305,8 +305,7 @@ def approve_doc(
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
     _, policy = _read_policy(file)
-    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
-    key = IdentityKey.from_seed(seed, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     signature = sign_policy(policy, key)
     target = out or file.with_name(f"{file.stem}.v{policy.version}.{key.fingerprint}.sig.json")
     atomic_write(target, signature.serialize())

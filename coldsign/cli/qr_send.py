@@ -103,16 +103,141 @@ def read_message(path: Path, kind: Kind) -> bytes:
     return data
 
 
-def transmission_of(data: bytes, fmt: QRFormat, kind: Kind, max_fragment: int | None, density: str | None):
-    """The transport's frames for `data` (its errors are already ColdsignErrors)."""
+def transmission_of(data: bytes, fmt: str, kind: str, max_fragment: int | None = None,
+                    density: str | None = None):
+    """The transport's frames for `data` (its errors are already ColdsignErrors). `fmt` and `kind`
+    are the transport's names ("ur"/"bbqr"; "psbt", "json", "bytes" …): a str Enum member works too."""
     from coldsign.qr.transport import encode
 
-    return encode(data, format=fmt.value, type=kind.value, max_fragment=max_fragment, density=density)
+    return encode(data, format=_name(fmt), type=_name(kind), max_fragment=max_fragment, density=density)
+
+
+def _name(value) -> str:
+    return value.value if isinstance(value, Enum) else value
+
+
+def json_kind(fmt: str) -> str:
+    """The transport type of a JSON document: BBQr carries JSON as its own file type (J); UR has
+    no JSON type, so the document goes as `bytes`."""
+    return "json" if _name(fmt) == "bbqr" else "bytes"
 
 
 def describe(transmission) -> str:
     name = {"ur": "UR", "bbqr": "BBQr"}[transmission.format]
     return f"{name} {transmission.type}, {len(transmission.payloads)} part(s), QR version {transmission.qr_version}"
+
+
+# --- frames to files, frames to a screen: the one way every command does it -----------------------
+
+def write_transmission_frames(transmission, folder: Path, overwrite: bool, *, extra: int = 0,
+                              scale: int | None = None, gif: Path | None = None, mp4: Path | None = None,
+                              fps: float = 5.0) -> dict:
+    """Draw a transmission's frames at its one QR version and write them as `coldsign qr encode`
+    does: frame-0001.png … then frames.txt last (frames of an earlier run only with `overwrite`).
+
+    `extra` UR fountain parts follow the pure parts (none for a one-part message); `scale` is
+    pixels per module (default: frames about 960 pixels wide); `gif`/`mp4` also write an animation
+    of the same frames. Returns the JSON facts: format, type, frames, qr_version, frames_dir (and
+    gif, mp4)."""
+    from coldsign.qr.render import FrameRenderer, scale_for
+
+    stale = stale_frames(folder, overwrite)
+    count = len(transmission.payloads)
+    if transmission.format == "ur" and count > 1:
+        count += extra
+    payloads = itertools.islice(transmission.frames(), count)
+    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
+    frames = [renderer.frame(p, i) for i, p in enumerate(payloads)]
+    pixels = scale or scale_for(frames[0].side)
+    doc: dict = {"format": transmission.format, "type": transmission.type, "frames": len(frames),
+                 "qr_version": transmission.qr_version, "frames_dir": str(folder)}
+    try:
+        write_frames(folder, frames, pixels, stale)
+        if gif is not None:
+            write_gif(gif, frames, pixels, fps)
+            doc["gif"] = str(gif)
+        if mp4 is not None:
+            write_mp4(mp4, frames, pixels, fps)
+            doc["mp4"] = str(mp4)
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}",
+                                 where=str(err.filename or folder),
+                                 hint="check that the folder exists and is writable, and that the disk has room") from err
+    return doc
+
+
+def animate_message(data: bytes, fmt: str, kind: str, sink, *, label: str | None = None,
+                    max_fragment: int | None = None, density: str | None = None,
+                    densities: list[str] | None = None, fps: float = 8.0, seconds: float | None = None,
+                    cycles: int | None = None) -> tuple[dict, object]:
+    """Animate `data` on `sink` until a key, `seconds` or `cycles` stops it; d/s switch among
+    `densities`. Returns (the JSON facts of what was shown, the last transmission shown)."""
+    from coldsign.qr import display as D
+    from coldsign.qr.render import LIVE_MASK, FrameRenderer, prefetch
+
+    shown: dict[str, object] = {}
+
+    def stream_for(name: str | None) -> D.FrameStream:
+        transmission = transmission_of(data, fmt, kind, max_fragment, name)
+        shown["transmission"] = transmission
+        # A BBQr cycle (and the pure parts of UR) stays cached: each frame is drawn once.
+        renderer = FrameRenderer(transmission.qr_version, mask=LIVE_MASK,
+                                 cache_frames=len(transmission.payloads) + 16)
+        frames = prefetch(renderer.frames(transmission.frames()), ahead=8)
+        status = f"{label}: {describe(transmission)}" if label else describe(transmission)
+        return D.FrameStream(frames, len(transmission.payloads), status, transmission.qr_version, frames.close)
+
+    report = D.animate(stream_for, sink, fps=fps, density=density, seconds=seconds, cycles=cycles,
+                       densities=densities if densities is not None else list(D.DENSITIES))
+    last = shown["transmission"]
+    doc = {"format": last.format, "type": last.type, "qr_version": last.qr_version,
+           "cycle_frames": len(last.payloads), "frames_shown": report.frames_shown, "density": report.density,
+           "fps": round(report.fps, 2), "seconds": round(report.seconds, 3), "stopped_by": report.stopped_by}
+    return doc, last
+
+
+class TerminalQR:
+    """`data` as animated QR in the terminal (on stderr when `stderr`, e.g. with --json).
+
+    `__init__` works out which densities fit the terminal and refuses (EnvironmentProblem, exit 7,
+    naming the size needed) when the asked one or every one is too large, so a command can check
+    this before it writes anything; `show` animates (keys: +/- speed, d/s density, space, q)."""
+
+    def __init__(self, data: bytes, fmt: str, kind: str, *, label: str | None = None, stderr: bool = False,
+                 max_fragment: int | None = None, density: str | None = None, sink=None):
+        from coldsign.qr import display as D
+
+        self.data, self.fmt, self.kind, self.label, self.max_fragment = data, fmt, kind, label, max_fragment
+        if sink is None:
+            from rich.console import Console
+
+            sink = D.TerminalSink(Console(stderr=stderr, highlight=False, markup=False))
+        self.sink = sink
+        self.last = None
+        if max_fragment is not None:
+            self.densities, self.density = [], None
+            version = transmission_of(data, fmt, kind, max_fragment, None).qr_version
+            if not sink.fits(version):
+                sink.open(version)                                  # raises: says the size it needs
+            return
+        versions = {name: transmission_of(data, fmt, kind, None, name).qr_version for name in D.DENSITIES}
+        self.densities = [name for name in D.DENSITIES if sink.fits(versions[name])]
+        if density is not None and density not in self.densities:
+            sink.open(versions[density])                            # raises: says the size it needs
+        if not self.densities:
+            sink.open(versions["low"])
+        self.density = density or self.densities[-1]               # the densest that fits
+
+    def show(self, *, fps: float = 8.0, seconds: float | None = None, cycles: int | None = None) -> dict:
+        """Animate until q, `seconds` or `cycles`; the JSON facts of what was shown."""
+        doc, self.last = animate_message(self.data, self.fmt, self.kind, self.sink, label=self.label,
+                                         max_fragment=self.max_fragment, density=self.density,
+                                         densities=self.densities, fps=fps, seconds=seconds, cycles=cycles)
+        return doc
+
+    def summary(self, doc: dict) -> str:
+        """One line for the person at the terminal after `show`."""
+        return f"showed {doc['frames_shown']} frame(s) of {describe(self.last)} in {doc['seconds']:.1f} s"
 
 
 # --- coldsign qr encode ------------------------------------------------------------------------
@@ -147,37 +272,19 @@ def encode(
 
     Example: coldsign qr encode withdrawal.psbt --format ur --density high --frames-dir out/ --gif out/w.gif --json
     """
-    from coldsign.qr.render import FrameRenderer, scale_for
-
     settings = settings_of(ctx, json_flag)
     if fmt is QRFormat.bbqr and extra:
         raise UsageProblem("--extra adds UR fountain parts; BBQr has none", hint="drop --extra or use --format ur")
-    stale = stale_frames(frames_dir, overwrite)
+    stale_frames(frames_dir, overwrite)                 # refuse old frames before reading anything
     data = read_message(file, kind)
     transmission = transmission_of(data, fmt, kind, max_fragment, density.value if density else None)
-    count = len(transmission.payloads) + (extra if fmt is QRFormat.ur and len(transmission.payloads) > 1 else 0)
-    payloads = list(itertools.islice(transmission.frames(), count))
-    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
-    frames = [renderer.frame(p, i) for i, p in enumerate(payloads)]
-    pixels = scale or scale_for(frames[0].side)
-    doc = {"format": transmission.format, "type": transmission.type, "frames": len(frames),
-           "qr_version": transmission.qr_version, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-           "frames_dir": str(frames_dir)}
-    try:
-        write_frames(frames_dir, frames, pixels, stale)
-        if gif is not None:
-            write_gif(gif, frames, pixels, fps)
-            doc["gif"] = str(gif)
-        if mp4 is not None:
-            write_mp4(mp4, frames, pixels, fps)
-            doc["mp4"] = str(mp4)
-    except OSError as err:
-        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}",
-                                 where=str(err.filename or frames_dir),
-                                 hint="check that the folder exists and is writable, and that the disk has room") from err
+    written = write_transmission_frames(transmission, frames_dir, overwrite, extra=extra, scale=scale, gif=gif,
+                                        mp4=mp4, fps=fps)
+    doc = {key: written.pop(key) for key in ("format", "type", "frames", "qr_version")}
+    doc.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), **written)   # then frames_dir, gif, mp4
 
     def human() -> None:
-        typer.echo(f"{describe(transmission)}: wrote {len(frames)} frame(s) of {len(data)} bytes to {frames_dir}/"
+        typer.echo(f"{describe(transmission)}: wrote {doc['frames']} frame(s) of {len(data)} bytes to {frames_dir}/"
                    + "".join(f", {p}" for p in (gif, mp4) if p is not None))
 
     emit(settings, doc, human)
@@ -212,9 +319,6 @@ def show(
 
     Example: coldsign qr show withdrawal.psbt --format bbqr --window --fullscreen --fps 10
     """
-    from coldsign.qr import display as D
-    from coldsign.qr.render import LIVE_MASK, FrameRenderer, prefetch
-
     settings = settings_of(ctx, json_flag)
     if fullscreen and not window:
         raise UsageProblem("--fullscreen goes with --window")
@@ -224,54 +328,17 @@ def show(
     chosen = density.value if density else None
 
     if window:
-        sink = D.WindowSink(fullscreen=fullscreen)
-        densities = list(D.DENSITIES)
+        from coldsign.qr import display as D
+
         if chosen is None and max_fragment is None:
             chosen = "medium"
+        shown, last = animate_message(data, fmt, kind, D.WindowSink(fullscreen=fullscreen),
+                                      max_fragment=max_fragment, density=chosen, fps=fps, seconds=seconds,
+                                      cycles=cycles)
     else:
-        from rich.console import Console
-
-        sink = D.TerminalSink(Console(stderr=settings.json, highlight=False, markup=False))
-        densities, chosen = _terminal_densities(sink, data, fmt, kind, max_fragment, chosen)
-
-    shown: dict[str, object] = {}
-
-    def stream_for(name: str | None) -> D.FrameStream:
-        transmission = transmission_of(data, fmt, kind, max_fragment, name)
-        shown["transmission"] = transmission
-        # A BBQr cycle (and the pure parts of UR) stays cached: each frame is drawn once.
-        renderer = FrameRenderer(transmission.qr_version, mask=LIVE_MASK,
-                                 cache_frames=len(transmission.payloads) + 16)
-        frames = prefetch(renderer.frames(transmission.frames()), ahead=8)
-        return D.FrameStream(frames, len(transmission.payloads), describe(transmission), transmission.qr_version,
-                             frames.close)
-
-    report = D.animate(stream_for, sink, fps=fps, density=chosen, seconds=seconds, cycles=cycles,
-                       densities=densities)
-    last = shown["transmission"]
-    doc = {"format": last.format, "type": last.type, "qr_version": last.qr_version,
-           "cycle_frames": len(last.payloads), "frames_shown": report.frames_shown, "density": report.density,
-           "fps": round(report.fps, 2), "seconds": round(report.seconds, 3), "stopped_by": report.stopped_by,
-           "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    emit(settings, doc, lambda: typer.echo(f"showed {report.frames_shown} frame(s) of {describe(last)} "
-                                           f"in {report.seconds:.1f} s", err=True))
-
-
-def _terminal_densities(sink, data: bytes, fmt: QRFormat, kind: Kind, max_fragment: int | None,
-                        chosen: str | None) -> tuple[list[str], str | None]:
-    """The densities whose codes fit the terminal, and the one to start with (the densest that
-    fits unless one was asked). A code that cannot fit is refused before anything is drawn."""
-    from coldsign.qr import display as D
-
-    if max_fragment is not None:
-        version = transmission_of(data, fmt, kind, max_fragment, None).qr_version
-        if not sink.fits(version):
-            sink.open(version)                                      # raises: says the size it needs
-        return [], None
-    versions = {name: transmission_of(data, fmt, kind, None, name).qr_version for name in D.DENSITIES}
-    fitting = [name for name in D.DENSITIES if sink.fits(versions[name])]
-    if chosen is not None and chosen not in fitting:
-        sink.open(versions[chosen])                                 # raises: says the size it needs
-    if not fitting:
-        sink.open(versions["low"])
-    return fitting, chosen or fitting[-1]
+        terminal = TerminalQR(data, fmt, kind, stderr=settings.json, max_fragment=max_fragment, density=chosen)
+        shown = terminal.show(fps=fps, seconds=seconds, cycles=cycles)
+        last = terminal.last
+    doc = {**shown, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    emit(settings, doc, lambda: typer.echo(f"showed {shown['frames_shown']} frame(s) of {describe(last)} "
+                                           f"in {shown['seconds']:.1f} s", err=True))

@@ -17,8 +17,9 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
-from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
-from coldsign.errors import BadInput, EnvironmentProblem, Refused, UsageProblem, VerificationFailed
+from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
+                                 PasswordFileOpt, load_identity)
+from coldsign.errors import BadInput, Refused, UsageProblem, VerificationFailed
 
 app = typer.Typer(no_args_is_help=True, help="Signing requests: wrap a PSBT in a signed request, approve it, "
                   "verify its signatures.")
@@ -29,8 +30,6 @@ class QRFormat(str, Enum):
     ur = "ur"
 
 
-IndexOpt = Annotated[int, typer.Option("--index", min=0, max=0x7FFFFFFF, help="identity key index "
-                                       "(0 unless the identity was rotated)")]
 BundleArg = Annotated[Path, typer.Argument(help="the request bundle file (JSON)")]
 
 
@@ -52,14 +51,6 @@ def read_bundle(path: Path):
     except BadInput as err:
         err.where = err.where or str(path)
         raise
-
-
-def _identity(settings: Settings, keystore_name, mnemonic_file, passphrase_file, password_file, index: int):
-    from coldsign.cli.secrets import load_seed
-    from coldsign.keys.identity import IdentityKey
-
-    seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
-    return IdentityKey.from_seed(seed, index)
 
 
 def _now() -> datetime:
@@ -113,70 +104,6 @@ def _network_of(settings: Settings, wallet: str):
     return settings.require_network()
 
 
-# --- QR out ------------------------------------------------------------------------------------------
-
-def _transmission(data: bytes, fmt: QRFormat, density: str | None = None):
-    from coldsign.qr.transport import encode
-
-    # BBQr carries JSON as its own file type (J); UR has no JSON type, so the bundle goes as `bytes`.
-    return encode(data, format=fmt.value, type="json" if fmt is QRFormat.bbqr else "bytes", density=density)
-
-
-def write_qr_frames(folder: Path, data: bytes, fmt: QRFormat, overwrite: bool) -> dict:
-    """The bundle's frames as PNG files and frames.txt (as `coldsign qr encode` writes them)."""
-    from coldsign.qr.media import stale_frames, write_frames
-    from coldsign.qr.render import FrameRenderer, scale_for
-
-    stale = stale_frames(folder, overwrite)
-    transmission = _transmission(data, fmt)
-    renderer = FrameRenderer(transmission.qr_version, cache_frames=1)
-    frames = [renderer.frame(p, i) for i, p in enumerate(transmission.payloads)]
-    try:
-        write_frames(folder, frames, scale_for(frames[0].side), stale)
-    except OSError as err:
-        raise EnvironmentProblem(f"cannot write the frames: {err.strerror or err}", where=str(folder),
-                                 hint="check that the folder exists and is writable") from err
-    return {"format": transmission.format, "type": transmission.type, "frames": len(frames),
-            "qr_version": transmission.qr_version, "frames_dir": str(folder)}
-
-
-class TerminalQR:
-    """The bundle as animated QR in the terminal (stderr with --json). `__init__` picks the densest
-    QR size that fits the terminal and refuses (exit 7, naming the size needed) when none does, so
-    `create` can check this before it writes anything; `show` animates until q or `cycles` cycles."""
-
-    def __init__(self, settings: Settings, data: bytes, fmt: QRFormat):
-        from coldsign.qr import display as D
-
-        self.data, self.fmt = data, fmt
-        self.sink = D.TerminalSink(_console(stderr=settings.json))
-        versions = {name: _transmission(data, fmt, name).qr_version for name in D.DENSITIES}
-        self.densities = [name for name in D.DENSITIES if self.sink.fits(versions[name])]
-        if not self.densities:
-            self.sink.open(versions["low"])        # raises EnvironmentProblem naming the size it needs
-
-    def show(self, cycles: int | None) -> dict:
-        from coldsign.qr import display as D
-        from coldsign.qr.render import LIVE_MASK, FrameRenderer, prefetch
-
-        shown = {}
-
-        def stream_for(density: str | None) -> D.FrameStream:
-            transmission = _transmission(self.data, self.fmt, density)
-            shown["transmission"] = transmission
-            renderer = FrameRenderer(transmission.qr_version, mask=LIVE_MASK,
-                                     cache_frames=len(transmission.payloads) + 16)
-            frames = prefetch(renderer.frames(transmission.frames()), ahead=8)
-            label = f"request bundle, {transmission.format} {transmission.type}, {len(transmission.payloads)} part(s)"
-            return D.FrameStream(frames, len(transmission.payloads), label, transmission.qr_version, frames.close)
-
-        report = D.animate(stream_for, self.sink, fps=8.0, density=self.densities[-1], cycles=cycles,
-                           densities=self.densities)
-        last = shown["transmission"]
-        return {"format": last.format, "type": last.type, "qr_version": last.qr_version,
-                "frames_shown": report.frames_shown, "stopped_by": report.stopped_by}
-
-
 # --- coldsign request create ---------------------------------------------------------------------------
 
 @app.command("create")
@@ -189,7 +116,7 @@ def create(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     expires: Annotated[str, typer.Option("--expires", help="how long the request stays valid: 30m, 2h, "
                                          "7d (at most 90d)")] = "24h",
     memo: Annotated[str, typer.Option("--memo", help="a note for the approvers (at most 500 characters)")] = "",
@@ -221,6 +148,7 @@ def create(
     Example: coldsign request create w.psbt --wallet vault --mnemonic-file ops.txt --tip-height 840000 --tip-hash 0000…a5 --frames-dir qr/ --json
     """
     from coldsign.cli.psbt import read_psbt
+    from coldsign.cli.qr_send import TerminalQR, json_kind, transmission_of, write_transmission_frames
     from coldsign.cli.secrets import check_seed_options
     from coldsign.policy import request as R
     from coldsign.store import atomic_write
@@ -242,18 +170,20 @@ def create(
     psbt, _raw, _binary = read_psbt(psbt_file)
     psbt_bytes = psbt.serialize()
     height, block_hash, tip_from = chain_tip(settings, wallet, tip_height, tip_hash, source)
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     request = R.new_request(psbt_bytes, wallet=wallet, requester=key.public_key, now=_now(),
                             lifetime_seconds=lifetime, tip_height=height, tip_hash=block_hash, memo=memo)
     bundle = R.bundle_of(request, key, psbt_bytes)
     data = R.encode_bundle(bundle)
-    terminal_qr = TerminalQR(settings, data, qr_format) if qr else None   # a terminal too small: exit 7 here
+    terminal_qr = TerminalQR(data, qr_format, json_kind(qr_format), label="request bundle",
+                             stderr=settings.json) if qr else None   # a terminal too small: exit 7 here
     atomic_write(out, data)
     doc = {"out": str(out), "sha256": hashlib.sha256(data).hexdigest(),
            "request_digest": R.request_digest(request).hex(), **R.request_to_json(request),
            "requester_fingerprint": key.fingerprint, "tip_from": tip_from}
     if frames_dir is not None:
-        doc["qr"] = write_qr_frames(frames_dir, data, qr_format, overwrite)
+        doc["qr"] = write_transmission_frames(transmission_of(data, qr_format, json_kind(qr_format)), frames_dir,
+                                              overwrite)
 
     def render() -> None:
         console = _console(stderr=False)
@@ -267,7 +197,7 @@ def create(
     if terminal_qr is not None:
         if not settings.json:
             render()
-        doc["qr_shown"] = terminal_qr.show(cycles)
+        doc["qr_shown"] = terminal_qr.show(cycles=cycles)
         if not settings.json:
             return
     emit(settings, doc, render)
@@ -283,7 +213,7 @@ def approve(
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
-    index: IndexOpt = 0,
+    index: IdentityIndexOpt = 0,
     wallet: Annotated[Optional[str], typer.Option("--wallet", help="review against this registered wallet "
                       "(default: the one the request names, when registered here)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="where to write the approved bundle "
@@ -337,7 +267,7 @@ def approve(
         if not typer.confirm("Approve this request?", default=False, err=True):
             raise Refused("the request was not approved (declined at the prompt); nothing was written",
                           code="not-confirmed", where=str(bundle_file))
-    key = _identity(settings, keystore_name, mnemonic_file, passphrase_file, password_file, index)
+    key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     updated, added = R.approve(bundle, key, _now())
     target = out or bundle_file
     data = R.encode_bundle(updated)

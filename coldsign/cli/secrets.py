@@ -97,6 +97,8 @@ PassphraseFileOpt = Annotated[Optional[Path], typer.Option("--passphrase-file", 
                               "passphrase (with --mnemonic-file)")]
 PasswordFileOpt = Annotated[Optional[Path], typer.Option("--password-file", help="file holding the keystore "
                             "password (else a no-echo prompt)")]
+IdentityIndexOpt = Annotated[int, typer.Option("--index", min=0, max=0x7FFFFFFF, help="identity key index "
+                             "(0 unless the identity was rotated)")]
 
 
 def read_bsms_token(path: Path) -> str:
@@ -136,3 +138,12 @@ def load_seed(home: Path, keystore_name: str | None, mnemonic_file: Path | None,
         return open_seed(home, keystore_name, read_password(password_file))
     words, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
     return SeedKey.from_mnemonic(words, passphrase, where=where)
+
+
+def load_identity(home: Path, keystore_name: str | None, mnemonic_file: Path | None,
+                  passphrase_file: Path | None, password_file: Path | None, index: int = 0):
+    """The Ed25519 identity key (SLIP-10, `index`) of the seed `load_seed` reads: what signs log
+    entries, checkpoints, requests, approvals and policy signatures."""
+    from coldsign.keys.identity import IdentityKey
+
+    return IdentityKey.from_seed(load_seed(home, keystore_name, mnemonic_file, passphrase_file, password_file), index)

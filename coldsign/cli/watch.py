@@ -26,6 +26,12 @@ SourceOpt = Annotated[Optional[str], typer.Option(
     "bitcoind://USER@HOST:PORT\\[/wallet/NAME]?password-file=PATH or esplora\\[s]://HOST\\[:PORT]\\[/PATH] "
     "(env COLDSIGN_SOURCE)")]
 
+# where `--scan` reads QR codes from (import here, collect in watch_send.py)
+CameraOpt = Annotated[Optional[int], typer.Option("--camera", help="with --scan: camera number")]
+VideoOpt = Annotated[Optional[Path], typer.Option("--video", help="with --scan: a video file")]
+ImagesOpt = Annotated[Optional[str], typer.Option("--images", help="with --scan: image files (a glob)")]
+TextOpt = Annotated[Optional[Path], typer.Option("--text", help="with --scan: one QR payload a line")]
+
 
 def open_db(settings: Settings):
     from coldsign.watch.db import WatchDB
@@ -70,10 +76,10 @@ def import_cmd(
                           "record (with --file)")] = None,
     scan: Annotated[bool, typer.Option("--scan", help="scan a UR crypto-output or crypto-account from the "
                                        "signer's screen (with --camera, --video, --images or --text)")] = False,
-    images: Annotated[Optional[str], typer.Option("--images", help="with --scan: image files (a glob)")] = None,
-    video: Annotated[Optional[Path], typer.Option("--video", help="with --scan: a video file")] = None,
-    text: Annotated[Optional[Path], typer.Option("--text", help="with --scan: one payload a line")] = None,
-    camera: Annotated[Optional[int], typer.Option("--camera", help="with --scan: camera number")] = None,
+    images: ImagesOpt = None,
+    video: VideoOpt = None,
+    text: TextOpt = None,
+    camera: CameraOpt = None,
     script_type: Annotated[str, typer.Option("--script-type", help="which account of a Coldcard JSON export "
                                              "or a crypto-account: wpkh, sh-wpkh or tr")] = "wpkh",
     gap_limit: Annotated[int, typer.Option("--gap-limit", min=1, max=1000, help="unused addresses looked at "

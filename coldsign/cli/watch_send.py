@@ -16,7 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
-from coldsign.cli.watch import NameArg, SourceOpt, app, open_db, open_source, wallet_of
+from coldsign.cli.watch import (CameraOpt, ImagesOpt, NameArg, SourceOpt, TextOpt, VideoOpt, app, open_db,
+                                open_source, wallet_of)
 from coldsign.errors import NotFound, Refused, UsageProblem
 
 DEFAULT_TARGET_BLOCKS = 6
@@ -81,11 +82,13 @@ def _write(out: Path, psbt) -> str:
     return sha
 
 
-def _show_qr(ctx, out: Path, cycles: int | None) -> None:
-    from coldsign.cli.qr_send import Kind, QRFormat, show
+def _show_qr(psbt, cycles: int | None) -> None:
+    """The PSBT as animated UR in the terminal, as `coldsign qr show FILE` shows it."""
+    from coldsign.cli.qr_send import TerminalQR
 
-    show(ctx, out, fmt=QRFormat.ur, kind=Kind.psbt, max_fragment=None, density=None, fps=8.0, window=False,
-         fullscreen=False, seconds=None, cycles=cycles, json_flag=False)
+    terminal = TerminalQR(psbt.serialize(), "ur", "psbt")
+    shown = terminal.show(cycles=cycles)
+    typer.echo(terminal.summary(shown), err=True)
 
 
 def _render_withdrawal(result, doc: dict, title: str) -> None:
@@ -185,7 +188,7 @@ def send_cmd(
            "sha256": sha}
     emit(settings, doc, lambda: _render_withdrawal(result, doc, "Stored"))
     if qr:
-        _show_qr(ctx, out, qr_cycles)
+        _show_qr(result.psbt, qr_cycles)
 
 
 # ---------------------------------------------------------------- bump
@@ -240,10 +243,10 @@ def collect_cmd(
     files: Annotated[Optional[list[Path]], typer.Argument(help="signed PSBT files from the custodians")] = None,
     scan: Annotated[bool, typer.Option("--scan", help="scan one signed PSBT as animated QR (with --camera, "
                                        "--video, --images or --text)")] = False,
-    camera: Annotated[Optional[int], typer.Option("--camera", help="with --scan: camera number")] = None,
-    video: Annotated[Optional[Path], typer.Option("--video", help="with --scan: a video file")] = None,
-    images: Annotated[Optional[str], typer.Option("--images", help="with --scan: image files (a glob)")] = None,
-    text: Annotated[Optional[Path], typer.Option("--text", help="with --scan: one QR payload a line")] = None,
+    camera: CameraOpt = None,
+    video: VideoOpt = None,
+    images: ImagesOpt = None,
+    text: TextOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Merge the custodians' signed PSBTs into a withdrawal and show who signed.

@@ -22,6 +22,7 @@ import socket
 import pytest
 from typer.testing import CliRunner
 
+import policykit
 import walletkit as W
 from coldsign import __version__
 from coldsign.ceremony import merkle
@@ -30,9 +31,7 @@ from coldsign.ceremony.log import CeremonyLog, canonical_json, installed_package
 from coldsign.cli.main import app
 from coldsign.keys.identity import IdentityKey
 
-ALICE = IdentityKey.from_seed(W.seed("alice"))
-BOB = IdentityKey.from_seed(W.seed("bob"))
-CAROL = IdentityKey.from_seed(W.seed("carol"))
+ALICE, BOB, CAROL = (policykit.IDENTITIES[name] for name in ("alice", "bob", "carol"))
 EXTERNAL_ADDRESS = "bcrt1qqqqsyqcyq5rqwzqfpg9scrgwpugpzysnard0ew"   # walletkit.EXTERNAL_SCRIPT on regtest
 TIP = dict(tip_height=840_000, tip_hash="00" * 31 + "0a")
 
@@ -48,45 +47,11 @@ def ok(*args: str) -> dict:
 
 
 def policy_text() -> str:
-    keys = {"alice": ALICE, "bob": BOB, "carol": CAROL}
-    approvers = "".join(f'[[approvers]]\nname = "{n}"\nkey = "{k.public_hex}"\nroles = ["treasurer", "admin"]\n\n'
-                        for n, k in keys.items())
-    return f'''format = "coldsign-policy/1"
-name = "treasury"
-version = 1
-network = "regtest"
-clock_skew = "5m"
-
-[admins]
-threshold = 2
-
-{approvers}[[address_book]]
-name = "exchange"
-addresses = ["{EXTERNAL_ADDRESS}"]
-
-[[rules]]
-name = "exchange-daily"
-wallets = ["vault"]
-destinations = ["exchange"]
-max_per_tx = "1 BTC"
-[rules.approvals]
-threshold = 2
-group = "treasurer"
-'''
+    return policykit.treasury_policy({"alice": ALICE, "bob": BOB, "carol": CAROL})
 
 
 def write_bundle(path, psbt_bytes: bytes, approvers: list[IdentityKey]):
-    from dataclasses import replace
-    from datetime import datetime, timezone
-
-    from coldsign.policy.request import bundle_of, encode_bundle, new_request, sign_approval
-
-    request = new_request(psbt_bytes, wallet="vault", requester=CAROL.public_key, now=datetime.now(timezone.utc),
-                          lifetime_seconds=7_200, memo="exchange top-up", **TIP)
-    bundle = replace(bundle_of(request, CAROL, psbt_bytes),
-                     approvals=tuple(sign_approval(request, key) for key in approvers))
-    path.write_bytes(encode_bundle(bundle))
-    return request
+    return policykit.write_bundle(path, psbt_bytes, CAROL, approvers, memo="exchange top-up", **TIP)
 
 
 @pytest.fixture()

@@ -1,5 +1,6 @@
-"""`coldsign log` as users run it: show, checkpoint, witness, export (file and QR frames decoded
-back with `coldsign qr decode`), repair; exit codes and JSON asserted.
+"""`coldsign log` as users run it: show, checkpoint, witness, export (file, QR frames decoded
+back with `coldsign qr decode`, QR animated in the test's terminal size: COLUMNS/LINES), repair;
+exit codes and JSON asserted.
 
 Identity keys come from the walletkit seeds' words in files: alice keeps the log, bob witnesses.
 """
@@ -131,7 +132,14 @@ def test_usage_and_bad_checkpoint(tmp_path):
     home = tmp_path / "home"
     fill(home, 1)
     result, _ = run(home, "export")
-    assert result.exit_code == 2 and "give one of --out FILE or --frames-dir DIR" in result.output
+    assert result.exit_code == 2 and "give one of --out FILE, --frames-dir DIR or --qr" in result.output
+    for args in (["--qr", "--out", str(tmp_path / "x")], ["--qr", "--frames-dir", str(tmp_path / "f")],
+                 ["--out", str(tmp_path / "x"), "--frames-dir", str(tmp_path / "f")]):
+        result, doc = run(home, "export", *args, "--json")
+        assert (result.exit_code, doc["error"]["message"]) == (2, "give one of --out FILE, --frames-dir DIR or --qr")
+    result, doc = run(home, "export", "--out", str(tmp_path / "x"), "--cycles", "1", "--json")
+    assert (result.exit_code, doc["error"]["message"]) == (2, "--cycles goes with --qr")
+    assert not (tmp_path / "x").exists()
     (tmp_path / "bad.txt").write_text("not a checkpoint\n")
     result, doc = run(home, "export", "--since", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "x"), "--json")
     assert result.exit_code == 3 and doc["error"]["code"] == "checkpoint"
@@ -153,3 +161,69 @@ def test_checkpoint_as_qr_scans_back(tmp_path):
     image = to_array(modules_from_half_blocks(block_lines), 4)
     found = zxingcpp.read_barcodes(np.ascontiguousarray(image))
     assert [r.text for r in found] == [text]
+
+
+def _export_qr(home, env, *extra):
+    return CliRunner().invoke(app, ["--home", str(home), "log", "export", "--qr", "--cycles", "1", *extra],
+                              env=env)
+
+
+def _checkpointed(tmp_path, count):
+    """A home whose log of `count` entries has a checkpoint of all of it: exports are then the same
+    bytes every time (no new checkpoint is signed), so a file export names what the QR carried."""
+    home = tmp_path / "home"
+    fill(home, count)
+    result, _ = run(home, "checkpoint", "--mnemonic-file", str(walletkit.write_mnemonic(tmp_path, "alice")))
+    assert result.exit_code == 0, result.output
+    result, doc = run(home, "export", "--out", str(tmp_path / "export.json"), "--json")
+    assert result.exit_code == 0, result.output
+    return home, (tmp_path / "export.json").read_bytes(), doc
+
+
+def test_export_as_qr_in_the_terminal(tmp_path):
+    """--qr animates the export document as BBQr file type J (as `qr show --type json`); one cycle."""
+    from coldsign.cli.qr_send import transmission_of
+
+    home, data, file_doc = _checkpointed(tmp_path, 30)
+    result = _export_qr(home, {"COLUMNS": "240", "LINES": "140"}, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)                                   # the one JSON document; QR on stderr
+    assert (doc["sha256"], doc["bytes"], doc["checkpoint_made"]) == (file_doc["sha256"], len(data), False)
+    assert "out" not in doc and "frames_dir" not in doc
+    shown = doc["qr_shown"]
+    assert (shown["format"], shown["type"], shown["stopped_by"]) == ("bbqr", "json", "cycles")
+    expected = transmission_of(data, "bbqr", "json", density=shown["density"])
+    assert (shown["qr_version"], shown["cycle_frames"]) == (expected.qr_version, len(expected.payloads))
+    assert shown["frames_shown"] == len(expected.payloads)
+
+
+def test_export_as_ur_qr_signs_a_checkpoint_first(tmp_path):
+    home = tmp_path / "home"
+    fill(home, 4)
+    words = walletkit.write_mnemonic(tmp_path, "alice")
+    result = _export_qr(home, {"COLUMNS": "240", "LINES": "140"}, "--format", "ur", "--mnemonic-file", str(words),
+                        "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["checkpoint_made"] and doc["checkpoint"]["size"] == 4 and (home / "ceremony/checkpoints/4.txt").is_file()
+    assert (doc["qr_shown"]["format"], doc["qr_shown"]["type"]) == ("ur", "bytes")
+
+
+def test_export_as_qr_without_json_says_what_it_shows(tmp_path):
+    home, data, _ = _checkpointed(tmp_path, 3)
+    result = _export_qr(home, {"COLUMNS": "240", "LINES": "140"})
+    assert result.exit_code == 0, result.output
+    assert f"exported entries 0..2 ({len(data)} bytes) to the terminal as QR" in result.stdout
+
+
+def test_export_as_qr_in_a_terminal_too_small(tmp_path):
+    from coldsign.cli.qr_send import transmission_of
+    from coldsign.qr.display import TerminalSink
+
+    home, data, _ = _checkpointed(tmp_path, 3)
+    result = _export_qr(home, {"COLUMNS": "50", "LINES": "30"}, "--json")
+    assert result.exit_code == 7, result.output
+    version = transmission_of(data, "bbqr", "json", density="low").qr_version
+    cols, rows = TerminalSink().needed(version)
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == f"the terminal is 50x30 characters; a version-{version} QR code needs {cols}x{rows}"

@@ -34,6 +34,7 @@ from datetime import datetime, timezone
 import pytest
 from typer.testing import CliRunner
 
+import policykit
 import walletkit as W
 from coldsign.cli.main import app
 from coldsign.keys.identity import IdentityKey
@@ -42,7 +43,6 @@ from coldsign.policy.document import parse_policy
 from coldsign.policy.installed import install
 from coldsign.policy.signatures import sign_policy
 from coldsign.policy.ledger import Ledger
-from coldsign.policy.request import bundle_of, encode_bundle, new_request, sign_approval
 from coldsign.psbt.create import create_psbt
 from coldsign.psbt.review import address_of
 
@@ -66,31 +66,7 @@ def refused(*args: str) -> dict:
 
 
 def policy_text(keys: dict[str, IdentityKey]) -> str:
-    approvers = "".join(f'[[approvers]]\nname = "{n}"\nkey = "{k.public_hex}"\nroles = ["treasurer", "admin"]\n\n'
-                        for n, k in keys.items())
-    return f'''format = "coldsign-policy/1"
-name = "treasury"
-version = 1
-network = "regtest"
-clock_skew = "5m"
-
-[admins]
-threshold = 2
-
-{approvers}[[address_book]]
-name = "exchange"
-addresses = ["{address_of(W.EXTERNAL_SCRIPT, Network.REGTEST)}"]
-
-[[rules]]
-name = "exchange-daily"
-wallets = ["vault"]
-destinations = ["exchange"]
-max_per_tx = "1 BTC"
-velocity = [{{ window = "24h", max = "1.5 BTC" }}]
-[rules.approvals]
-threshold = 2
-group = "treasurer"
-'''
+    return policykit.treasury_policy(keys, velocity_24h="1.5 BTC")
 
 
 @pytest.fixture()
@@ -103,7 +79,7 @@ def setup(tmp_path, session_chain_dir):
     with RegtestChain.open(coordinator / "regtest") as chain:
         coins = W.fund(chain, wallet, [60_000_000, 50_000_000])
         tip = (chain.height, chain.tip_hash)
-    keys = {n: IdentityKey.from_seed(W.seed(n)) for n in W.COSIGNERS}
+    keys = dict(policykit.IDENTITIES)
     text = policy_text(keys).encode()
     policy = parse_policy(text)
     signatures = [(f"{n}.sig", sign_policy(policy, keys[n])) for n in ("alice", "bob")]
@@ -123,15 +99,9 @@ def make_bundle(s, payments, name: str) -> tuple:
     raw = psbt.serialize()
     unsigned = s["tmp"] / f"{name}.psbt"
     unsigned.write_bytes(raw)
-    request = new_request(raw, wallet="vault", requester=s["keys"]["alice"].public_key,
-                          now=datetime.now(timezone.utc), lifetime_seconds=7_200, tip_height=s["tip"][0],
-                          tip_hash=s["tip"][1], memo=f"{name} withdrawal")
-    bundle = bundle_of(request, s["keys"]["alice"], raw)
-    bundle = type(bundle)(request=bundle.request, requester_signature=bundle.requester_signature,
-                          approvals=tuple(sign_approval(request, s["keys"][n]) for n in ("bob", "carol")),
-                          psbt=bundle.psbt)
     path = s["tmp"] / f"{name}.bundle"
-    path.write_bytes(encode_bundle(bundle))
+    request = policykit.write_bundle(path, raw, s["keys"]["alice"], [s["keys"][n] for n in ("bob", "carol")],
+                                     tip_height=s["tip"][0], tip_hash=s["tip"][1], memo=f"{name} withdrawal")
     return path, unsigned, request
 
 
