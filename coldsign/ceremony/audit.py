@@ -87,15 +87,18 @@ class Withdrawal:
     psbt_sha256_before: str
     psbt_sha256_after: str
     chain: str = UNCHECKED                      # UNCHECKED, ON_CHAIN or a problem code
+    change: tuple[int, ...] = ()                # positions of the outputs the signer proved are change
 
     @property
     def amount_sat(self) -> int:
-        return sum(amount for _address, amount in self.outputs)
+        """Sats that leave the wallet: every output but the change."""
+        return sum(amount for n, (_address, amount) in enumerate(self.outputs) if n not in self.change)
 
     def to_json(self) -> dict:
         return {"index": self.index, "time": self.time, "actor": self.actor, "txid": self.txid,
                 "inputs": list(self.inputs),
-                "outputs": [{"address": a, "amount_sat": s} for a, s in self.outputs],
+                "outputs": [{"address": a, "amount_sat": s, "change": n in self.change}
+                            for n, (a, s) in enumerate(self.outputs)],
                 "amount_sat": self.amount_sat, "psbt_sha256_before": self.psbt_sha256_before,
                 "psbt_sha256_after": self.psbt_sha256_after, "chain": self.chain}
 
@@ -401,7 +404,8 @@ def _withdrawals(lines: Sequence[bytes], line_events: Sequence[str | None], star
         p = doc["payload"]
         out.append(Withdrawal(index, doc["time"], doc["actor"], p["txid"], tuple(p["inputs"]),
                               tuple((o["address"], o["amount_sat"]) for o in p["outputs"]),
-                              p["psbt_sha256_before"], p["psbt_sha256_after"]))
+                              p["psbt_sha256_before"], p["psbt_sha256_after"],
+                              change=tuple(n for n, o in enumerate(p["outputs"]) if o.get("change"))))
     return out
 
 

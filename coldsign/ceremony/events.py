@@ -14,7 +14,8 @@ review-shown         summary_sha256
 policy-decision      allowed, checks [{rule, ok, message}]
 approvals-checked    ok, required, approvers [fingerprint], [request_sha256]
 signatures-produced  psbt_sha256_before, psbt_sha256_after, inputs [index], txid,
-                     outputs [{address, amount_sat}]  (the auditor compares them with the chain)
+                     outputs [{address, amount_sat, [change]}]  (the auditor compares them with
+                     the chain; `change: true` marks the wallet's own change, which stays)
 refusal              rule, message
 exported             format, frames, [sha256]
 ceremony-closed      [outcome]
@@ -85,9 +86,14 @@ def _list_of(item: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return check
 
 
-def _record(**fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
+def _record(optional: dict[str, Callable[[Any], bool]] | None = None,
+            **fields: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """A dict with exactly `fields`, plus any of `optional`, each of its type."""
+    optional = optional or {}
+
     def check(value: Any) -> bool:
-        return isinstance(value, dict) and set(value) == set(fields) and all(f(value[k]) for k, f in fields.items())
+        return (isinstance(value, dict) and set(fields) <= set(value) <= set(fields) | set(optional)
+                and all({**fields, **optional}[k](v) for k, v in value.items()))
     return check
 
 
@@ -106,7 +112,7 @@ SCHEMAS: dict[str, tuple[dict[str, Callable[[Any], bool]], dict[str, Callable[[A
                         {"request_sha256": _hex64}),
     SIGNATURES_PRODUCED: ({"psbt_sha256_before": _hex64, "psbt_sha256_after": _hex64,
                            "inputs": _list_of(_count), "txid": _hex64,
-                           "outputs": _list_of(_record(**_output))}, {}),
+                           "outputs": _list_of(_record({"change": _flag}, **_output))}, {}),
     REFUSAL: ({"rule": _text, "message": _text}, {}),
     EXPORTED: ({"format": _text, "frames": _count}, {"sha256": _hex64}),
     CEREMONY_CLOSED: ({}, {"outcome": _text}),
@@ -187,12 +193,17 @@ def approvals_checked(ok: bool, required: int, approvers: list[str], request_sha
 
 
 def signatures_produced(psbt_sha256_before: str, psbt_sha256_after: str, inputs: list[int], txid: str,
-                        outputs: list[tuple[str, int]]) -> dict:
-    """`outputs`: (address, amount in sat) of every output, in order."""
+                        outputs: list[tuple]) -> dict:
+    """`outputs`: (address, amount in sat) or (address, amount, is_change) of every output, in order."""
+    def output(item: tuple) -> dict:
+        doc = {"address": item[0], "amount_sat": item[1]}
+        if len(item) > 2 and item[2]:
+            doc["change"] = True
+        return doc
+
     return check_payload(SIGNATURES_PRODUCED, {
         "psbt_sha256_before": psbt_sha256_before, "psbt_sha256_after": psbt_sha256_after,
-        "inputs": list(inputs), "txid": txid,
-        "outputs": [{"address": address, "amount_sat": amount} for address, amount in outputs]})
+        "inputs": list(inputs), "txid": txid, "outputs": [output(item) for item in outputs]})
 
 
 def refusal(rule: str, message: str) -> dict:

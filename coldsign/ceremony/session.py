@@ -90,8 +90,8 @@ def review_digest(review) -> str:
     return hashlib.sha256(canonical_json(review.to_json())).hexdigest()
 
 
-def produced_outputs(review) -> list[tuple[str, int]]:
-    return [(o.address or f"script:{o.script_pubkey.hex()}", o.amount_sat) for o in review.outputs]
+def produced_outputs(review) -> list[tuple[str, int, bool]]:
+    return [(o.address or f"script:{o.script_pubkey.hex()}", o.amount_sat, o.change) for o in review.outputs]
 
 
 def refusal_rule(err: "ColdsignError") -> str:

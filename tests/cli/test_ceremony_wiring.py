@@ -168,7 +168,8 @@ def test_a_whole_ceremony_is_logged_signed_and_verifies(alice, unsigned, tmp_pat
                     "psbt_sha256_after": hashlib.sha256(signed_path.read_bytes()).hexdigest(),
                     "inputs": [0, 1], "txid": psbt.txid(),
                     "outputs": [{"address": EXTERNAL_ADDRESS, "amount_sat": 150_000},
-                                {"address": change["address"], "amount_sat": change["amount_sat"]}]}
+                                {"address": change["address"], "amount_sat": change["amount_sat"],
+                                 "change": True}]}
     assert signed["sha256"] == p[6]["psbt_sha256_after"]                   # binary out: the file's digest
 
     assert p[9] == {"ok": False, "required": 2, "approvers": [BOB.fingerprint],

@@ -51,11 +51,12 @@ def withdrawal_tx(salt: int) -> bytes:
                              TransactionOutput(49_000, Script(change))]).serialize()
 
 
-def outputs_of(raw: bytes) -> list[tuple[str, int]]:
+def outputs_of(raw: bytes) -> list[tuple[str, int, bool]]:
+    """(address, amount, is change) of each output: the second one is the wallet's change."""
     from embit.transaction import Transaction
 
     tx = Transaction.parse(raw)
-    return [(o.script_pubkey.address(Network.REGTEST.embit), o.value) for o in tx.vout]
+    return [(o.script_pubkey.address(Network.REGTEST.embit), o.value, n == 1) for n, o in enumerate(tx.vout)]
 
 
 def txid_of(raw: bytes) -> str:
@@ -141,10 +142,11 @@ def test_an_honest_export_verifies_with_its_facts():
     assert result.checkpoint.size == 25 and [s.name for s in result.checkpoint_signers] == ["Alice Ng"]
     assert [(s.name, s.entries) for s in result.signers] == [("Alice Ng", 25)]
     assert [(w.index, w.txid, w.amount_sat, w.chain) for w in result.withdrawals] == [
-        (SIGNED_AT, txid_of(TXS[0]), 199_000, ON_CHAIN), (SECOND_SIGNED_AT, txid_of(TXS[1]), 199_000, ON_CHAIN)]
+        (SIGNED_AT, txid_of(TXS[0]), 150_000, ON_CHAIN), (SECOND_SIGNED_AT, txid_of(TXS[1]), 150_000, ON_CHAIN)]
     doc = result.to_json()
     assert doc["ok"] is True and doc["entries"] == 25 and doc["errors"] == [] and doc["chain_checked"] is True
     assert doc["withdrawals"][0]["outputs"][0]["amount_sat"] == 150_000
+    assert [o["change"] for o in doc["withdrawals"][0]["outputs"]] == [False, True]
 
 
 def test_an_honest_raw_log_with_its_checkpoint_verifies_and_may_have_grown_since():

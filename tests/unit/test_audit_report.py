@@ -166,3 +166,12 @@ def test_html_renders_the_withdrawals_table_in_headless_chromium(tmp_path):
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
                     f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def test_change_is_marked_and_not_counted_as_leaving():
+    from coldsign.ceremony.audit import Withdrawal
+
+    w = Withdrawal(3, "2026-01-01T00:00:00Z", "abcd", "aa" * 32, (0,), (("bcrt1qpay", 150_000), ("bcrt1qchange", 49_000)),
+                   "bb" * 32, "cc" * 32, change=(1,))
+    assert w.amount_sat == 150_000
+    assert [o["change"] for o in w.to_json()["outputs"]] == [False, True]
