@@ -351,7 +351,7 @@ def _ceremony_key(settings: Settings, keystore_name, mnemonic_file, passphrase_f
     if session is None:
         return None, None
     if keystore_name is None and mnemonic_file is None:
-        raise UsageProblem(f"the ceremony log is active in {settings.home}: installing a policy is logged, "
+        raise UsageProblem(f"this home has a ceremony log ({settings.home}/ceremony): installing a policy is logged, "
                            "signed by the custodian's identity key, so the log needs the custodian's key",
                            hint="pass --keystore NAME or --mnemonic-file FILE (the seed is read only to derive "
                                 "the identity key)")
@@ -386,7 +386,7 @@ def install(
     missing; its id is in the JSON as ledger_id). If that ledger is lost or replaced, signing is
     refused (ledger-missing / ledger-mismatch, exit 4) until the admins install a new version.
 
-    With an active ceremony log (`coldsign log open`) the install is logged (policy-installed),
+    Once this home has a ceremony log (`coldsign log open`, even after `log close`) the install is logged (policy-installed),
     signed by the custodian's identity key: pass --keystore or --mnemonic-file (read only then).
 
     Example: coldsign policy install treasury-policy.toml ana.sig.json ben.sig.json --keystore treasury-1

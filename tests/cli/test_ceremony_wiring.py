@@ -109,7 +109,7 @@ def test_a_whole_ceremony_is_logged_signed_and_verifies(alice, unsigned, tmp_pat
     result = invoke("--home", home, "policy", "install", policy, *sigs, "--first", "--json")
     assert result.exit_code == 2, result.output
     error = json.loads(result.stdout)["error"]
-    assert error["message"].startswith(f"the ceremony log is active in {home}")
+    assert error["message"].startswith(f"this home has a ceremony log ({home}/ceremony)")
     assert "the log needs the custodian's key" in error["message"]
     assert not (home / "policy" / "installed.json").exists() and len(show(home)) == 1
     installed = ok("--home", home, "policy", "install", policy, *sigs, "--first", "--mnemonic-file", words, "--json")
