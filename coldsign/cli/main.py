@@ -8,6 +8,7 @@ from coldsign.cli import policy
 from coldsign.cli.app import app
 from coldsign.cli import request
 from coldsign.cli import audit
+from coldsign.cli import ceremony
 
 app.add_typer(key.app, name="key")
 app.add_typer(wallet.app, name="wallet")
@@ -19,6 +20,7 @@ app.add_typer(log.app, name="log")
 app.add_typer(policy.app, name="policy")
 app.add_typer(request.app, name="request")
 app.add_typer(audit.app, name="audit")
+app.add_typer(ceremony.app, name="ceremony")
 
 
 def main() -> int:
