@@ -23,32 +23,13 @@ EXTERNAL_ADDRESS = address_of(W.EXTERNAL_SCRIPT, Network.REGTEST)
 
 
 def treasury_policy(keys: dict[str, IdentityKey], velocity_24h: str | None = None) -> str:
-    """The policy's TOML text (see the module docstring)."""
-    approvers = "".join(f'[[approvers]]\nname = "{n}"\nkey = "{k.public_hex}"\nroles = ["treasurer", "admin"]\n\n'
-                        for n, k in keys.items())
-    velocity = f'velocity = [{{ window = "24h", max = "{velocity_24h}" }}]\n' if velocity_24h else ""
-    return f'''format = "coldsign-policy/1"
-name = "treasury"
-version = 1
-network = "regtest"
-clock_skew = "5m"
+    """The policy's TOML text (see the module docstring), written by coldsign.policy.examples."""
+    from coldsign.policy.examples import Person, Rule, policy_toml
 
-[admins]
-threshold = 2
-
-{approvers}[[address_book]]
-name = "exchange"
-addresses = ["{EXTERNAL_ADDRESS}"]
-
-[[rules]]
-name = "exchange-daily"
-wallets = ["vault"]
-destinations = ["exchange"]
-max_per_tx = "1 BTC"
-{velocity}[rules.approvals]
-threshold = 2
-group = "treasurer"
-'''
+    people = [Person(name, key.public_hex, ("treasurer", "admin")) for name, key in keys.items()]
+    rule = Rule("exchange-daily", 2, "treasurer", wallets=("vault",), destinations=("exchange",), max_per_tx="1 BTC",
+                velocity_24h=velocity_24h)
+    return policy_toml(network="regtest", people=people, exchange=[EXTERNAL_ADDRESS], rules=[rule])
 
 
 def write_bundle(path, psbt_bytes: bytes, requester: IdentityKey, approvers: list[IdentityKey], *,

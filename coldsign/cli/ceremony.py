@@ -1,8 +1,9 @@
 """`coldsign ceremony rehearse`: the whole withdrawal ceremony on the embedded regtest chain.
 
-Thin: options in, `coldsign.ceremony.rehearsal.rehearse` does the work (each step a real coldsign
-command in its role's home folder), this module narrates each step on stderr with Rich and prints
-the summary (one JSON document with --json).
+Thin: options in, `coldsign.cli.rehearsal.rehearse` does the work (the steps of
+`coldsign.cli.rehearsal_steps`, each a real coldsign command in its role's home folder; the faults of
+`coldsign.cli.rehearsal_attacks`), this module narrates each step on stderr with Rich and prints the
+summary (one JSON document with --json).
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def rehearse(
     """
     from rich.console import Console
 
-    from coldsign.ceremony.attacks import attack_named
-    from coldsign.ceremony.rehearsal import Options, rehearse as play
+    from coldsign.cli.rehearsal import Options, rehearse as play
+    from coldsign.cli.rehearsal_attacks import attack_named
 
     settings = settings_of(ctx, json_flag)
     if attack is not None:

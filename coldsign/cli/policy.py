@@ -21,91 +21,6 @@ from coldsign.errors import BadInput, ExitStatus, Refused
 app = typer.Typer(no_args_is_help=True, help="The signed policy: what this signer may sign and who must "
                   "approve it.\n\nExample: coldsign policy show")
 
-EXAMPLE = '''\
-# coldsign policy: what this signer may sign, and who must approve it.
-#
-# Deny by default. The rules are tried in order; the FIRST rule whose conditions all hold
-# (wallet, destinations, amount, velocity, fee, days/hours) decides, and its approvals must
-# then be met. A request that no rule matches is refused.
-#
-#   amounts:   "5 BTC", "0.5 BTC", "120000 sat"     (always with a unit)
-#   durations: "90m", "24h", "7d"
-#   days:      "mon" .. "sun";  hours: "08:00-18:00"  (UTC; the end minute is excluded)
-#
-# Replace every <...> below. Then each admin signs the policy's digest:
-#   coldsign policy approve-doc policy.toml --keystore NAME
-# and the signer installs it (the first time in the key ceremony, with --first):
-#   coldsign policy install policy.toml *.sig.json
-
-format = "coldsign-policy/1"
-name = "treasury"
-version = 1                      # raise it with every change: an equal or lower one is a rollback
-network = "{network}"
-expires = "{expires}"    # UTC; after it this signer signs nothing under this policy
-clock_skew = "5m"                # allowance when comparing a request's times with the signer's clock
-
-# Who signs the next version of this policy: 2 distinct approvers holding the role "admin".
-# Keys rotate that way: the next version names the new keys and the current admins sign it.
-[admins]
-threshold = 2
-role = "admin"
-
-# The people. key: the Ed25519 identity public key that `coldsign key identity` shows.
-[[approvers]]
-name = "treasurer-1"
-key = "<treasurer-1 identity public key>"
-roles = ["treasurer", "approver", "admin"]
-
-[[approvers]]
-name = "treasurer-2"
-key = "<treasurer-2 identity public key>"
-roles = ["treasurer", "approver", "admin"]
-
-[[approvers]]
-name = "treasurer-3"
-key = "<treasurer-3 identity public key>"
-roles = ["treasurer", "approver"]
-
-[[approvers]]
-name = "cfo"
-key = "<cfo identity public key>"
-roles = ["cfo", "approver", "admin"]
-
-# Named destinations: addresses, and/or descriptors of our own other wallets (their receive and
-# change addresses up to `gap` are accepted).
-[[address_book]]
-name = "exchange"
-addresses = ["<exchange deposit address>"]
-
-# Treasury: up to 5 BTC a day to the exchange allowlist, with 2 of the 3 treasurers' approval.
-[[rules]]
-name = "treasury-to-exchange"
-wallets = ["treasury"]
-destinations = ["exchange"]
-max_per_tx = "5 BTC"
-velocity = [{{ window = "24h", max = "5 BTC" }}]
-fee = {{ max = "0.001 BTC", max_rate_sat_vb = 200 }}
-# days = ["mon", "tue", "wed", "thu", "fri"]
-# hours = "08:00-18:00"
-
-[rules.approvals]
-threshold = 2
-group = "treasurer"
-initiator_may_approve = false    # the treasurer who asked does not count as an approver
-
-# Anything else: 3 of the 4 approvers, the CFO among them.
-[[rules]]
-name = "anything-else"
-wallets = "any"
-destinations = "any"
-
-[rules.approvals]
-threshold = 3
-group = "approver"
-require_roles = ["cfo"]
-initiator_may_approve = false
-'''
-
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
@@ -162,13 +77,14 @@ def init(
     Example: coldsign --network main policy init treasury-policy.toml
     """
     from coldsign.policy.document import default_expiry
+    from coldsign.policy.examples import init_example
     from coldsign.store import atomic_write
 
     settings = settings_of(ctx, json_flag)
     network = settings.require_network()
     if out.exists() and not force:
         raise Refused(f"{out} already exists", code="exists", hint="choose another file or pass --force")
-    atomic_write(out, EXAMPLE.format(network=network.value, expires=default_expiry(_now())))
+    atomic_write(out, init_example(network.value, default_expiry(_now())))
     doc = {"out": str(out), "network": network.value}
     emit(settings, doc, lambda: _console().print(f"Wrote an example policy to {out}: replace every <...>, "
                                                  "then have the admins sign it (coldsign policy approve-doc)."))

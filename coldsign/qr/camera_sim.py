@@ -1,6 +1,6 @@
 """Camera-like frames: what a webcam pointed at a screen roughly delivers (rehearsals and tests).
 
-The ceremony rehearsal (coldsign.ceremony.rehearsal) sends every QR frame that crosses the air
+The ceremony rehearsal (coldsign.cli.rehearsal) sends every QR frame that crosses the air
 gap through these degradations before the receiving side decodes it, so the rehearsal exercises
 the scan path a real camera would; the QR tests use the same functions (tests/camera.py).
 

@@ -1,6 +1,6 @@
 """`coldsign ceremony rehearse`: the whole 2-of-3 withdrawal ceremony, and each injected fault caught.
 
-The rehearsal, in words (coldsign.ceremony.rehearsal): custodians alice, bob, carol restore the fixed
+The rehearsal, in words (coldsign.cli.rehearsal_steps): custodians alice, bob, carol restore the fixed
 test seeds (entropy 0x01/0x02/0x03 * 16; Olivia, operations, 0x04 * 16) into keystores, add identity
 keys to a roster, register the 2-of-3 wsh(sortedmulti) vault (48h/1h/0h/2h) from a BSMS file on each
 signer and import it on the coordinator; policy "treasury" v1 (only to the exchange's address, at most
@@ -56,7 +56,7 @@ def test_the_whole_ceremony_reaches_the_chain_and_the_audit(tmp_path):
         raw = chain.get_transaction(doc["txid"])
     from embit.transaction import Transaction
 
-    from coldsign.ceremony.rehearsal import EXCHANGE_TAG, tagged_address
+    from coldsign.cli.rehearsal_steps import EXCHANGE_TAG, tagged_address
     from coldsign.network import Network
     from coldsign.psbt.review import address_of
 

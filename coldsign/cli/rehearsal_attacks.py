@@ -1,6 +1,6 @@
 """Faults injected into the ceremony rehearsal, and where each must be caught.
 
-Each attack runs right after one named step of `coldsign.ceremony.rehearsal.STEPS` and changes
+Each attack runs right after one named step of `coldsign.cli.rehearsal_steps.STEPS` and changes
 what the next steps receive, as a compromised coordinator, a confused operator or a tampering
 insider would. The rehearsal then continues; the first command that refuses ends it. The attack is
 *caught* when that refusal comes from the role and check the attack names (`role`, `codes`):
@@ -16,6 +16,10 @@ insider would. The rehearsal then continues; the first command that refuses ends
                        → `qr decode` refuses the mixed transmission (exit 3)
   log-edited           one entry of the first signer's exported log is edited → `audit verify`
                        fails (exit 5) at that entry's index
+
+An attack edits files in the rehearsal's workdir (or runs one more command) between two steps; the
+catching is left to coldsign's own checks. `coldsign.cli.rehearsal.rehearse` calls `inject` and,
+at the end, `verdict`.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+from coldsign.cli.rehearsal import Ceremony, StepRefused
+from coldsign.cli.rehearsal_steps import ATTACKER_TAG, CAMERA_SEED, SIGNERS, tagged_address
 from coldsign.errors import NotFound
-
-if TYPE_CHECKING:
-    from coldsign.ceremony.rehearsal import Ceremony, StepRefused
 
 FOREIGN_COSIGNER_ENTROPY = bytes([0x7F]) * 16   # the foreign cosigners' seed (test only)
 FEE_THEFT_SAT = 500_000                          # 0.005 BTC moved from the change to the fee
@@ -43,9 +46,9 @@ class Attack:
     role: str                        # who must catch it
     codes: tuple[str, ...]           # the refusal codes that count as caught
     exit_code: int
-    inject: Callable[["Ceremony"], str]
+    inject: Callable[[Ceremony], str]
 
-    def verdict(self, refused: "StepRefused | None", ceremony: "Ceremony") -> dict:
+    def verdict(self, refused: StepRefused | None, ceremony: Ceremony) -> dict:
         """{"attack", "caught", "by", "where", ...}: caught only by the expected role and check."""
         doc = {"attack": self.name, "expected": {"role": self.role, "codes": list(self.codes),
                                                  "exit": self.exit_code}}
@@ -103,9 +106,7 @@ def _payment_index(psbt) -> int:
 
 # --- the attacks -------------------------------------------------------------------------------
 
-def _swap_destination(c: "Ceremony") -> str:
-    from coldsign.ceremony.rehearsal import ATTACKER_TAG, tagged_address
-
+def _swap_destination(c: Ceremony) -> str:
     attacker = tagged_address(ATTACKER_TAG)
 
     def swap(psbt) -> None:
@@ -115,7 +116,7 @@ def _swap_destination(c: "Ceremony") -> str:
     return f"payment now goes to {attacker}"
 
 
-def _foreign_change(c: "Ceremony") -> str:
+def _foreign_change(c: Ceremony) -> str:
     """Change to wsh(sortedmulti(2, our key at the change path, 2 foreign keys)), path kept."""
     from embit import bip32, bip39
     from embit.script import Script
@@ -135,7 +136,7 @@ def _foreign_change(c: "Ceremony") -> str:
     return f"change output {o} now pays our key with 2 foreign cosigners"
 
 
-def _inflate_fee(c: "Ceremony") -> str:
+def _inflate_fee(c: Ceremony) -> str:
     path = c.values["unsigned"]
     psbt = _load_psbt(path.read_bytes())
     o = _change_index(psbt)
@@ -144,9 +145,7 @@ def _inflate_fee(c: "Ceremony") -> str:
     return f"change output {o} cut by {FEE_THEFT_SAT} sat: the fee grows by as much"
 
 
-def _replay_request(c: "Ceremony") -> str:
-    from coldsign.ceremony.rehearsal import SIGNERS
-
+def _replay_request(c: Ceremony) -> str:
     who = SIGNERS[0]
     c.step = "sign-again"
     c.cli(who, "psbt", "sign", "-", "--request", str(c.home(who) / "w1.request.json"), *c.keystore(who),
@@ -154,11 +153,9 @@ def _replay_request(c: "Ceremony") -> str:
     return f"the same bundle shown to {who} again"
 
 
-def _mix_frame(c: "Ceremony") -> str:
+def _mix_frame(c: Ceremony) -> str:
     """Encode another PSBT (the withdrawal with the attacker's destination) and show one of its
     frames among the bundle's camera pictures."""
-    from coldsign.ceremony.rehearsal import ATTACKER_TAG, CAMERA_SEED, tagged_address
-
     other = c.home("coordinator") / "other.psbt"
     psbt = _load_psbt(c.values["unsigned"].read_bytes())
     psbt.outputs[_payment_index(psbt)].script_pubkey = _script_of(tagged_address(ATTACKER_TAG))
@@ -173,11 +170,9 @@ def _mix_frame(c: "Ceremony") -> str:
     return "frame 1 of another PSBT's QR shown as the bundle's second frame"
 
 
-def _edit_log(c: "Ceremony") -> str:
+def _edit_log(c: Ceremony) -> str:
     """An insider edits the first signer's exported log: the `signatures-produced` entry now names
     the attacker's address as the payment's destination (bytes of the entry changed, nothing else)."""
-    from coldsign.ceremony.rehearsal import ATTACKER_TAG, SIGNERS, tagged_address
-
     who = SIGNERS[0]
     path = c.home("auditor") / f"{who}-log.json"
     doc = json.loads(path.read_text())
