@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import quote
@@ -74,6 +74,9 @@ class RpcError(Exception):
 
 class BitcoindSource:
     """A ChainSource over one Bitcoin Core node (see the module docstring for the two modes)."""
+
+    # Neither mode lists the transactions that spent from a script (see the module docstring).
+    lists_spends = False
 
     def __init__(self, host: str, port: int, *, network: Network, user: str | None = None,
                  password: str | None = None, cookie_file: str | Path | None = None,
@@ -155,8 +158,11 @@ class BitcoindSource:
                 hint="pass --fee-rate N (sat/vB) instead; a node needs some blocks with "
                      "transactions before it can estimate")
         per_kvb = _decimal(self.description, result["feerate"], "estimatesmartfee.feerate")
-        if per_kvb <= 0:
-            raise nonsense(self.description, "estimatesmartfee.feerate is not positive")
+        # NOTE: bounded before any arithmetic: 1E+999999 would overflow the decimal context (a
+        # crash), 1E+400 become an infinite float; no fee rate is above all the money there is.
+        if not 0 < per_kvb <= MAX_MONEY_SAT // 100_000_000:
+            raise nonsense(self.description, "estimatesmartfee.feerate is not a positive rate below "
+                                             "21,000,000 BTC/kvB")
         return float(per_kvb * 100_000_000 / 1000)
 
     def test_accept(self, tx: bytes) -> Acceptance:
@@ -398,7 +404,7 @@ def _sats(description: str, value: Any, what: str) -> int:
     try:
         sats = _decimal(description, value, what) * 100_000_000
         exact = sats == sats.to_integral_value()
-    except InvalidOperation:
+    except ArithmeticError:   # InvalidOperation, and Overflow for an exponent like 1E+999999
         exact = False
     if not exact or not 0 <= sats <= MAX_MONEY_SAT:
         raise nonsense(description, f"{what} is not an amount of bitcoin")

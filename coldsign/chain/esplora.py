@@ -47,6 +47,8 @@ GENESIS = {
 class EsploraSource:
     """A ChainSource over one Esplora server."""
 
+    lists_spends = True     # a script's history includes the transactions spending from it
+
     def __init__(self, host: str, port: int | None = None, *, network: Network, tls: bool = False,
                  base_path: str = "", timeout: float = DEFAULT_TIMEOUT,
                  retries: int = DEFAULT_RETRIES, backoff: float = DEFAULT_BACKOFF,
@@ -109,7 +111,7 @@ class EsploraSource:
         expect(self.description, estimates, dict, "/fee-estimates")
         rates: dict[int, float] = {}
         for key, value in estimates.items():
-            if not key.isdigit() or int(key) < 1:
+            if not (key.isascii() and key.isdigit()) or len(key) > 6 or int(key) < 1:
                 raise nonsense(self.description, f"/fee-estimates has the key {key[:20]!r}, not a block count")
             rate = expect(self.description, value, (int, float), f"/fee-estimates[{key}]")
             if not rate > 0 or rate != rate or rate == float("inf"):

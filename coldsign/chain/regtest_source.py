@@ -35,6 +35,8 @@ MIN_RELAY_FEE_RATE = 1.0      # sat/vB: Bitcoin Core's default -minrelaytxfee, c
 class RegtestSource:
     """`ChainSource` over the home folder's embedded regtest chain."""
 
+    lists_spends = True     # a script's history includes the transactions spending from it
+
     def __init__(self, home: Path | str):
         from coldsign.chain.regtest import RegtestChain
 

@@ -62,6 +62,10 @@ class Acceptance:
 
 class ChainSource(Protocol):
     description: str            # for messages: "Bitcoin Core at 127.0.0.1:18443" (never a password)
+    # Whether `ScriptActivity.txids` include the transactions that spent from the script (Esplora,
+    # the regtest chain). Bitcoin Core lists only what paid a script: False there, and the sync
+    # does not take a spender it cannot find for nonsense. A source without the attribute: True.
+    lists_spends: bool
 
     def tip(self) -> Tip: ...
 

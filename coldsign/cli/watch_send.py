@@ -111,7 +111,7 @@ def send_cmd(
     name: NameArg,
     to: Annotated[list[str], typer.Option("--to", help="ADDRESS:AMOUNT, AMOUNT in BTC (0.015) or sat (150000sat); "
                                           "repeat for several payments")],
-    fee_rate: Annotated[Optional[float], typer.Option("--fee-rate", min=0, help="sat/vB")] = None,
+    fee_rate: Annotated[Optional[float], typer.Option("--fee-rate", min=1, help="sat/vB (at least 1: nodes relay nothing cheaper)")] = None,
     target_blocks: Annotated[Optional[int], typer.Option("--target-blocks", min=1, max=1008, help="ask the "
                              "chain source for the fee rate to confirm within N blocks (default 6)")] = None,
     from_coins: Annotated[Optional[str], typer.Option("--from-coins", help="spend exactly these coins: "
@@ -197,7 +197,7 @@ def send_cmd(
 def bump_cmd(
     ctx: typer.Context,
     txid: Annotated[str, typer.Argument(help="the txid of a withdrawal built here")],
-    fee_rate: Annotated[float, typer.Option("--fee-rate", min=0, help="the new fee rate, sat/vB")],
+    fee_rate: Annotated[float, typer.Option("--fee-rate", min=1, help="the new fee rate, sat/vB")],
     out: OutOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:

@@ -293,6 +293,12 @@ class _Problem:
             change = inputs - self.payments
             if allow_change and change >= self.dust and fee1 <= self.payments:
                 fee, from_payments, weight = fee1, fee1, weight1
+            elif allow_change and change >= self.dust:
+                # NOTE: the leftover is the wallet's change, not the miner's: giving it away because
+                # the payments cannot carry the change output's fee would overpay by all of it.
+                raise Refused(f"the fee of {fee1} sat is more than the payments ({self.payments} sat) "
+                              "it would be subtracted from", code="fee-exceeds-payments",
+                              hint="pay more, lower the fee rate, or do not subtract the fee")
             else:
                 change, fee, from_payments, weight = 0, max(fee0, change), max(0, fee0 - change), weight0
         else:

@@ -10,8 +10,10 @@ How, in three steps:
      `non_witness_utxo`; not for taproot wallets, which never need it), checked against the coin
      (its txid, and the output's script and amount); and, for every coin the database holds
      unspent that the source no longer lists, the transaction among its script's history that
-     spends it. A coin whose creating transaction left the script's history was undone by a
-     reorg and is forgotten.
+     spends it (else among every transaction the sync saw, then the transactions stored here: a
+     source such as Bitcoin Core lists only what paid a script). A coin whose creating
+     transaction left the script's history was undone by a reorg and is forgotten; so is a coin
+     gone by a spender that a source which does not list spends (`lists_spends` False) cannot show.
   3. Write, in ONE SQLite transaction: scripts derived and marked used, coins added, coins
      spent, coins forgotten, heights changed (a reorg, or a mempool coin confirmed), the
      previous transactions, and the tip. A failed, interrupted or killed sync changes nothing.
@@ -36,6 +38,9 @@ from coldsign.watch.db import MAX_GAP_LIMIT, Balance, CoinRecord, WatchDB
 SCAN_BATCH = 200
 MAX_AMOUNT_SAT = 21_000_000 * 100_000_000
 _TXID_RE = re.compile(r"[0-9a-f]{64}")
+# A block height is below 500,000,000: consensus reads a larger locktime as a time, and the tip
+# becomes the next withdrawal's anti-fee-sniping locktime (and SQLite stores at most 2**63 - 1).
+MAX_HEIGHT = 500_000_000
 
 Progress = Callable[[int, int], None]
 
@@ -89,6 +94,8 @@ def sync(db: WatchDB, wallet_name: str, source: ChainSource, *, gap_limit: int |
     descriptor = record.parse()
     before = {c.outpoint: c for c in db.coins(wallet_name, include_spent=True)}
     tip = source.tip()
+    if not (isinstance(tip.height, int) and 0 <= tip.height < MAX_HEIGHT) or not _TXID_RE.fullmatch(tip.block_hash):
+        raise _nonsense(source, f"the tip at height {str(tip.height)[:20]} with hash {str(tip.block_hash)[:70]!r}")
 
     # 1. ask
     asked: dict[tuple[int, int], tuple[bytes, ScriptActivity]] = {}
@@ -127,8 +134,19 @@ def sync(db: WatchDB, wallet_name: str, source: ChainSource, *, gap_limit: int |
     known_txids = db.known_txids()
     previous: dict[str, tuple[bytes, int | None]] = {}
     for coin in found.values():
-        if needs_previous and coin.txid not in known_txids and coin.txid not in previous:
-            previous[coin.txid] = (_previous_transaction(source, coin), coin.height)
+        if not needs_previous or coin.outpoint in before:
+            continue
+        # NOTE: every coin new to the database is checked against its transaction, also when that
+        # transaction is already known (another of its outputs was checked, now or in an earlier
+        # sync): else a source could add an output that does not exist, or another amount.
+        if coin.txid in previous:
+            raw = previous[coin.txid][0]
+        elif coin.txid in known_txids and (stored := db.transaction_raw(coin.txid)) is not None:
+            raw = stored
+        else:
+            raw = source.transaction(coin.txid)
+            previous[coin.txid] = (raw, coin.height)
+        _check_coin(source, raw, coin)
     spent: dict[str, str] = {}
     forgotten: list[str] = []
     fetched: dict[str, object] = {}
@@ -139,10 +157,22 @@ def sync(db: WatchDB, wallet_name: str, source: ChainSource, *, gap_limit: int |
         if held.txid not in activity.txids:
             forgotten.append(outpoint)
             continue
-        spender = _find_spender(source, held, activity, fetched)
+        spender = _find_spender(source, held, activity.txids, fetched)
         if spender is None:
+            # The spender is often not in the script's own history as a source tells it (Bitcoin
+            # Core's wallet lists only what paid an address): look among every transaction this
+            # sync saw (a withdrawal pays its change to us), then the withdrawals stored here.
+            seen = dict.fromkeys(t for _, a in asked.values() for t in a.txids)
+            spender = _find_spender(source, held, list(seen), fetched)
+            if spender is None:
+                stored = {t: raw for t in db.known_txids() if (raw := db.transaction_raw(t)) is not None}
+                spender = _find_spender(source, held, list(stored), fetched, stored)
+        if spender is None and getattr(source, "lists_spends", True):
             raise _nonsense(source, f"coin {outpoint} is no longer unspent, yet no transaction "
                                     f"in its script's history spends it")
+        if spender is None:
+            forgotten.append(outpoint)   # gone, by a transaction this source cannot show
+            continue
         spent[outpoint] = spender
 
     # 3. write, all or nothing
@@ -195,7 +225,7 @@ def _scan(source: ChainSource, scripts: list[bytes]) -> list[ScriptActivity]:
         for coin in activity.unspent:
             if (not _TXID_RE.fullmatch(coin.txid) or not 0 <= coin.vout < 2**32
                     or not 0 <= coin.amount_sat <= MAX_AMOUNT_SAT
-                    or (coin.height is not None and coin.height < 0)):
+                    or (coin.height is not None and not 0 <= coin.height < MAX_HEIGHT)):
                 raise _nonsense(source, f"coin {coin.outpoint} of {coin.amount_sat} sat "
                                         f"at height {coin.height}")
             if bytes(coin.script_pubkey) != script:
@@ -215,8 +245,8 @@ def _parse(source: ChainSource, raw: bytes, txid: str):
     return tx
 
 
-def _previous_transaction(source: ChainSource, coin: _Found) -> bytes:
-    raw = source.transaction(coin.txid)
+def _check_coin(source: ChainSource, raw: bytes, coin: _Found) -> None:
+    """`raw` is the transaction `coin` says it comes from, and its output pays what the coin says."""
     tx = _parse(source, raw, coin.txid)
     if coin.vout >= len(tx.vout):
         raise _nonsense(source, f"transaction {coin.txid} has no output {coin.vout}")
@@ -224,18 +254,19 @@ def _previous_transaction(source: ChainSource, coin: _Found) -> bytes:
     if out.value != coin.amount_sat or out.script_pubkey.data != coin.script_pubkey:
         raise _nonsense(source, f"output {coin.outpoint} pays {out.value} sat to another script "
                                 f"or amount than the coin listed ({coin.amount_sat} sat)")
-    return bytes(raw)
 
 
-def _find_spender(source: ChainSource, held: CoinRecord, activity: ScriptActivity,
-                  fetched: dict) -> str | None:
-    """The txid among the script's history whose inputs spend `held`, or None."""
+def _find_spender(source: ChainSource, held: CoinRecord, txids, fetched: dict,
+                  known: dict[str, bytes] | None = None) -> str | None:
+    """The txid among `txids` whose inputs spend `held`, or None. Transactions are read from
+    `known` (raw, by txid) when there, else fetched from the source; parsed ones are kept in `fetched`."""
     wanted = (bytes.fromhex(held.txid), held.vout)
-    for txid in activity.txids:
+    for txid in txids:
         if txid == held.txid:
             continue
         if txid not in fetched:
-            fetched[txid] = _parse(source, source.transaction(txid), txid)
+            raw = known[txid] if known is not None and txid in known else source.transaction(txid)
+            fetched[txid] = _parse(source, raw, txid)
         if any((inp.txid, inp.vout) == wanted for inp in fetched[txid].vin):
             return txid
     return None

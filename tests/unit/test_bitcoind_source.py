@@ -249,6 +249,18 @@ def test_fee_rate_converts_btc_per_kvb_to_sat_per_vb(node):
     done(fake)
 
 
+@pytest.mark.parametrize("rate", [Decimal("1E+999999"), Decimal("1E+400"), Decimal("21000000.1"), Decimal("0")])
+def test_a_fee_estimate_beyond_all_money_is_nonsense(node, rate):
+    """1E+999999 overflowed the decimal context (exit 70) and 1E+400 became an infinite fee rate
+    (then "fee rate must be a number", exit 3) before."""
+    fake = node(INFO, Call("estimatesmartfee", [6], {"result": {"feerate": rate, "blocks": 6}}))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake).fee_rate(6)
+    assert caught.value.message == (f"nonsense from Bitcoin Core at 127.0.0.1:{fake.port}: estimatesmartfee.feerate "
+                                    "is not a positive rate below 21,000,000 BTC/kvB")
+    done(fake)
+
+
 def test_no_fee_estimate_asks_for_a_fee_rate(node):
     fake = node(INFO, Call("estimatesmartfee", [2], "estimatesmartfee_none"))
     with pytest.raises(EnvironmentProblem) as caught:
@@ -425,6 +437,8 @@ def test_nonsense_answers_are_environment_problems(node, reply, what):
     ("amount", Decimal("0.300000001"), "scantxoutset.unspents[0].amount is not an amount of bitcoin"),
     ("amount", Decimal("-1"), "scantxoutset.unspents[0].amount is not an amount of bitcoin"),
     ("amount", "0.3", "scantxoutset.unspents[0].amount is not a number"),
+    # decimal.Overflow (exit 70) before: not an InvalidOperation
+    ("amount", Decimal("1E+999999"), "scantxoutset.unspents[0].amount is not an amount of bitcoin"),
     ("scriptPubKey", W.EXTERNAL_SCRIPT.hex(), "scantxoutset.unspents[0] is a script coldsign did not ask about"),
     ("vout", -1, "scantxoutset.unspents[0].vout is negative"),
     ("txid", "zz" * 32, "scantxoutset.unspents[0].txid is not 64 hex digits"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from fractions import Fraction
 
 import pytest
@@ -155,6 +156,19 @@ def test_subtract_fee_takes_the_fee_out_of_the_payments():
     assert (part.change_sat, part.fee_sat, part.fee_from_payments) == (40_000, 282, 282)
 
 
+def test_subtract_fee_never_gives_the_change_to_the_miner():
+    """Paying 1,000 sat out of a 1 BTC coin at 20 sat/vB with the fee subtracted: the change output
+    makes the fee 141 vB x 20 = 2,820 sat, more than the payment can carry. The 99,999,000 sat left
+    over are the wallet's change; before the fix they became the fee (a 0.99999 BTC fee)."""
+    coin = wpkh("aa:0", 100_000_000)
+    for attempt in (lambda: spend_coins([coin], 1_000, 20, subtract_fee=True, **TERMS),
+                    lambda: select_coins([coin], 1_000, 20, subtract_fee=True, rng=random.Random(1), **TERMS)):
+        with pytest.raises(Refused) as err:
+            attempt()
+        assert err.value.code == "fee-exceeds-payments"
+        assert err.value.message == "the fee of 2820 sat is more than the payments (1000 sat) it would be subtracted from"
+
+
 def test_insufficient_funds_names_the_unconfirmed_coins_not_counted():
     """Need 49,500 + 110 vB at 1 sat/vB = 49,610; the one confirmed coin holds 30,000."""
     coins = [wpkh("aa:0", 30_000), wpkh("bb:1", 25_000, confirmed=False)]
@@ -269,6 +283,8 @@ def test_selections_add_up_and_honour_the_rate(problem):
     try:
         s = _run(problem)
     except Refused as e:
+        if _fee_exceeds_payments(problem, e):
+            return
         # A refusal is true: even every eligible coin cannot pay.
         eligible = [c for c in problem["candidates"] if c.confirmed or problem["include_unconfirmed"]]
         held = sum(c.amount_sat for c in eligible)
@@ -300,6 +316,7 @@ def test_selections_add_up_and_honour_the_rate(problem):
         assert s.fee_sat <= (rate + 1) * vsize
     if s.algorithm == "bnb":
         assert s.change_sat == 0
+    assert s.fee_sat <= _most_fee(problem, s)
     assert _run(problem) == s                     # the same generator, the same answer
 
 
@@ -314,13 +331,40 @@ def test_coin_control_adds_up(problem):
     try:
         s = spend_coins(coins, **args)
     except Refused as e:
+        if _fee_exceeds_payments(problem, e):
+            return
         assert e.message.startswith("insufficient funds: ")
         return
     assert s.coins == tuple(coins)
+    assert s.fee_sat <= _most_fee(problem, s)
     inputs = sum(c.amount_sat for c in coins)
     assert inputs == args["payments_total"] - s.fee_from_payments + s.change_sat + s.fee_sat
     assert s.change_sat == 0 or s.change_sat >= args["dust_limit"]
     assert s.fee_sat >= Fraction(str(args["fee_rate"])) * (-(-s.weight // 4))
+
+
+def _fee_exceeds_payments(problem, e: Refused) -> bool:
+    """A fee-exceeds-payments refusal, checked true: with the fee subtracted, a fee larger than the
+    payments (the message's numbers, the fee at least the rate on the smallest transaction)."""
+    if e.code != "fee-exceeds-payments":
+        return False
+    assert problem["subtract_fee"]
+    fee, payments = (int(n) for n in re.findall(r"(\d+) sat", e.message))
+    assert payments == problem["payments_total"] and fee > payments
+    smallest = -(-(problem["fixed_weight"] + 4 + min(c.input_weight for c in problem["candidates"])) // 4)
+    assert fee >= Fraction(str(problem["fee_rate"])) * smallest
+    return True
+
+
+def _most_fee(problem, s) -> Fraction:
+    """The most a selection may pay in fee: the rate on the transaction with a change output, plus
+    what a change output would cost (BnB's window) plus the dust a fallback may drop, plus 1 sat of
+    rounding. Anything above gives away change (the subtract-fee bug gave away 0.99999 BTC)."""
+    rate = Fraction(str(problem["fee_rate"]))
+    long_term = Fraction(problem.get("long_term_fee_rate") or 10)
+    with_change = s.weight + (0 if s.change_sat else problem["change_output_weight"])
+    cost_of_change = rate * problem["change_output_weight"] / 4 + long_term * problem["change_spend_weight"] / 4
+    return rate * (-(-with_change // 4)) + cost_of_change + problem["dust_limit"] + 1
 
 
 @st.composite

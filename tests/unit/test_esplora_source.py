@@ -174,6 +174,17 @@ def test_fee_rate_is_the_estimate_of_the_longest_target_not_beyond_the_one_asked
     done(fake)
 
 
+@pytest.mark.parametrize("key", ["9" * 5000, "\u0661"])
+def test_a_fee_estimate_key_that_is_no_block_count_is_nonsense(esplora, key):
+    """A 5,000-digit key made int() raise ValueError (exit 70) before; a non-ASCII digit passed."""
+    fake = esplora(GENESIS, Req("/fee-estimates", {"status": 200, "body": json.dumps({key: 5.0}).encode()}))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake).fee_rate(6)
+    assert caught.value.message == (f"nonsense from Esplora at http://127.0.0.1:{fake.port}: /fee-estimates has "
+                                    f"the key {key[:20]!r}, not a block count")
+    done(fake)
+
+
 def test_no_fee_estimates_ask_for_a_fee_rate(esplora):
     fake = esplora(GENESIS, Req("/fee-estimates", "fee_estimates_empty"))
     with pytest.raises(EnvironmentProblem) as caught:

@@ -375,3 +375,170 @@ def test_nonsense_from_the_source_is_an_environment_problem(db, chain, lie, mess
     assert message in err.value.message
     assert err.value.where == "the in-memory test chain"
     assert dump(db) == before
+
+
+class ListsMore(MemoryChain):
+    """A source that adds a coin of its own making to the answer about `script`."""
+
+    def __init__(self, chain: MemoryChain, script: bytes, coin: Unspent):
+        self.__dict__.update(chain.__dict__)
+        self.extra_script, self.extra = script, coin
+
+    def scan(self, scripts):
+        return [ScriptActivity(a.script_pubkey, True, a.txids + (self.extra.txid,), a.unspent + (self.extra,))
+                if a.script_pubkey == self.extra_script else a for a in super().scan(scripts)]
+
+
+def pay_two(chain: MemoryChain) -> str:
+    """A real transaction T paying 100,000 sat to receive 0 (output 0, listed by the chain) and
+    400,000 sat to receive 1 (output 1, which the honest chain leaves out of its answers); T's txid."""
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    tx = Transaction(vin=[TransactionInput((77).to_bytes(32, "big"), 0)],
+                     vout=[TransactionOutput(100_000, Script(spk(0, 0))), TransactionOutput(400_000, Script(spk(0, 1)))])
+    txid = tx.txid().hex()
+    chain.raw[txid] = tx.serialize()
+    chain.outputs[(txid, 0)] = {"script": spk(0, 0), "amount": 100_000, "height": 150, "spent_by": None}
+    return txid
+
+
+@pytest.mark.parametrize("vout, amount, script, message", [
+    (2, 400_000, (0, 1), "transaction {txid} has no output 2"),              # an output that does not exist
+    (1, 500_000_000, (0, 1), "output {txid}:1 pays 400000 sat to another script or amount than the coin "
+                             "listed (500000000 sat)"),                       # a real output, inflated
+    (1, 400_000, (0, 2), "output {txid}:1 pays 400000 sat to another script"),  # ... for another script
+])
+@pytest.mark.parametrize("when", ["later sync", "same sync"])
+def test_a_coin_of_a_known_transaction_is_checked_against_it_too(db, chain, vout, amount, script, message, when):
+    """The transaction of a coin already held (or checked moments ago in the same sync) must not
+    vouch for another coin the source lists from it: before the fix, such a coin went into the
+    database unchecked (a balance of 5 BTC that is not there), because T's raw transaction was
+    already known."""
+    txid = pay_two(chain)
+    if when == "later sync":
+        sync(db, "hot", chain)
+    before = dump(db)
+    target = spk(*script)
+    liar = ListsMore(chain, target, Unspent(txid, vout, amount, target, 150))
+
+    with pytest.raises(EnvironmentProblem) as err:
+        sync(db, "hot", liar)
+
+    assert message.format(txid=txid) in err.value.message
+    assert err.value.where == "the in-memory test chain"
+    assert dump(db) == before
+
+
+def test_the_true_second_output_of_a_known_transaction_is_taken(db, chain):
+    txid = pay_two(chain)
+    sync(db, "hot", chain)
+    fetched = len(chain.fetches)
+    chain.outputs[(txid, 1)] = {"script": spk(0, 1), "amount": 400_000, "height": 150, "spent_by": None}
+    assert sync(db, "hot", chain).new_coins == [f"{txid}:1"]
+    assert len(chain.fetches) == fetched         # checked against the stored transaction, not fetched again
+    assert db.balance("hot") == Balance(500_000, 0)
+
+
+class TipAt(MemoryChain):
+    def __init__(self, chain: MemoryChain, height: int, coin_height: int | None = None):
+        self.__dict__.update(chain.__dict__)
+        self.tip_height, self.coin_height = height, coin_height
+
+    def tip(self) -> Tip:
+        return Tip(self.tip_height, f"{7:064x}")
+
+    def scan(self, scripts):
+        answers = super().scan(scripts)
+        if self.coin_height is None:
+            return answers
+        return [ScriptActivity(a.script_pubkey, a.used, a.txids,
+                               tuple(Unspent(u.txid, u.vout, u.amount_sat, u.script_pubkey, self.coin_height)
+                                     for u in a.unspent)) for a in answers]
+
+
+@pytest.mark.parametrize("tip_height, coin_height, message", [
+    (2**64, None, f"the tip at height {str(2**64)[:20]}"),            # SQLite OverflowError (exit 70) before
+    (500_000_000, None, "the tip at height 500000000"),                # a locktime read as a time
+    (200, 2**70, "at height 1180591620717411303424"),                  # a coin's height: OverflowError before
+])
+def test_heights_no_chain_can_have_are_nonsense(db, chain, tip_height, coin_height, message):
+    chain.pay(spk(0, 0), 100_000)
+    before = dump(db)
+    with pytest.raises(EnvironmentProblem) as err:
+        sync(db, "hot", TipAt(chain, tip_height, coin_height))
+    assert message in err.value.message and "answered nonsense" in err.value.message
+    assert dump(db) == before
+    assert sync(db, "hot", TipAt(chain, 499_999_999)).tip.height == 499_999_999   # the highest height there is
+
+
+class ReceivesOnly(MemoryChain):
+    """Like Bitcoin Core (either mode): a script's txids are only the transactions that paid it."""
+
+    lists_spends = False
+
+    def scan(self, scripts):
+        def paid(script):
+            return {k[0] for k, o in self.outputs.items() if o["script"] == script}
+
+        return [ScriptActivity(a.script_pubkey, a.used, tuple(t for t in a.txids if t in paid(a.script_pubkey)),
+                               a.unspent) for a in super().scan(scripts)]
+
+
+def spend_with_change(chain: MemoryChain, outpoint: str, change: int) -> str:
+    """A withdrawal spending `outpoint`: 20,000 sat to EXTERNAL_SCRIPT, `change` sat to change 0."""
+    from embit.script import Script
+    from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+    txid, vout = tuple_of(outpoint)
+    tx = Transaction(vin=[TransactionInput(bytes.fromhex(txid), vout)],
+                     vout=[TransactionOutput(20_000, Script(W.EXTERNAL_SCRIPT)), TransactionOutput(change, Script(spk(1, 0)))])
+    spender = tx.txid().hex()
+    chain.raw[spender] = tx.serialize()
+    chain.outputs[(txid, vout)]["spent_by"] = spender
+    chain.outputs[(spender, 1)] = {"script": spk(1, 0), "amount": change, "height": 160, "spent_by": None}
+    return spender
+
+
+def test_a_source_listing_only_receives_still_sees_a_withdrawal_with_change(db, chain):
+    """Bitcoin Core's watch-only wallet lists per address only the transactions that paid it: the
+    withdrawal that spent receive 0 is seen through its change output. Before the fix every sync
+    after a withdrawal failed: "no transaction in its script's history spends it" (exit 7)."""
+    coin = chain.pay(spk(0, 0), 100_000)
+    node = ReceivesOnly()
+    node.__dict__.update(chain.__dict__)
+    sync(db, "hot", node)
+    spender = spend_with_change(node, coin, 79_000)
+
+    result = sync(db, "hot", node)
+
+    assert result.spent_coins == [coin] and result.new_coins == [f"{spender}:1"]
+    assert [c.spent_by for c in db.coins("hot", include_spent=True) if c.outpoint == coin] == [spender]
+    assert db.balance("hot") == Balance(79_000, 0)
+
+
+def test_a_coin_swept_away_unseen_is_forgotten_only_by_a_source_that_cannot_list_spends(db, chain):
+    coin = chain.pay(spk(0, 0), 100_000)
+    kept = chain.pay(spk(0, 1), 5_000)
+    node = ReceivesOnly()
+    node.__dict__.update(chain.__dict__)
+    sync(db, "hot", node)
+    node.spend(coin)                         # everything to EXTERNAL_SCRIPT: nothing comes back to us
+
+    result = sync(db, "hot", node)
+
+    assert result.forgotten_coins == [coin] and result.spent_coins == []
+    assert outpoints(db, include_spent=True) == {kept}
+    # a source that says it lists spends, yet shows none, still answers nonsense
+    other = chain.pay(spk(0, 2), 7_000)
+    sync(db, "hot", chain)
+    chain.spend(other)
+    honest_looking = ReceivesOnly()
+    honest_looking.__dict__.update(chain.__dict__)
+    honest_looking.lists_spends = True
+    before = dump(db)
+    with pytest.raises(EnvironmentProblem) as err:
+        sync(db, "hot", honest_looking)
+    assert f"coin {other} is no longer unspent, yet no transaction in its script's history spends it" \
+        in err.value.message
+    assert dump(db) == before
