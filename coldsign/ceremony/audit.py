@@ -6,9 +6,9 @@ What `audit_export` / `audit_log` check, each failure a `Problem(index, code, me
 - every entry (`coldsign.ceremony.log.verify_entries`): canonical form, ``seq`` without gaps, the
   ``prev`` hash chain, the actor key on the roster, the Ed25519 signature — codes ``not-canonical``,
   ``seq-gap``, ``broken-chain``, ``unknown-key``, ``bad-signature``, ``torn``;
-- the checkpoint: its text, at least one signature by a roster key and one by the log's own key
-  (the origin names it) — ``bad-signature``; that the entries hash to its root — ``bad-root``; that
-  it covers exactly the export's entries: fewer (an old checkpoint replayed over newer entries) is
+- the checkpoint: its text, at least one signature by a roster key and one by the log's own key,
+  which its origin must name (``coldsign.ceremony/<fingerprint>``) — ``bad-signature``; that the
+  entries hash to its root — ``bad-root``; that it covers exactly the export's entries: fewer (an old checkpoint replayed over newer entries) is
   ``bad-root`` at the first uncovered entry, more (the tail cut off) is ``truncated`` at the first
   missing entry; the export's consistency proof — ``inconsistent``;
 - an export file (`audit_export_bytes`): byte for byte what `coldsign log export` wrote, else
@@ -16,6 +16,9 @@ What `audit_export` / `audit_log` check, each failure a `Problem(index, code, me
 - the auditor's `previous` checkpoint: the log must extend it — of another log or with a gap
   before the export is ``inconsistent``, smaller than it is ``rollback``, different entries under
   it are ``fork``;
+- the log's owner (the identity the checkpoint's origin names, else the previous checkpoint's):
+  an entry signed by any other key, even a roster key, is ``wrong-actor`` — a signer's log is
+  written by that signer alone, so a witness cannot add entries to it or pass off a log as theirs;
 - with chain facts (`ChainFacts`: a chain source or transaction files), each ``signatures-produced``
   entry: a transaction with the logged txid is known (``not-on-chain``), the signed input indexes
   exist in it (``spends-differently``), and it pays exactly the logged outputs, address and amount,
@@ -43,7 +46,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 from coldsign.ceremony import events, merkle
-from coldsign.ceremony.checkpoint import Checkpoint, parse_checkpoint, parse_export, verify_checkpoint
+from coldsign.ceremony.checkpoint import (EXPORT_FIELDS, Checkpoint, owner_of, parse_checkpoint, parse_export,
+                                          verify_checkpoint)
 from coldsign.ceremony.log import ZERO_HASH, Problem, check_lines, split_lines
 from coldsign.errors import BadInput, NotFound
 from coldsign.keys.identity import fingerprint_of
@@ -211,7 +215,7 @@ def audit_export(doc: dict, roster: "Roster", *, previous: Checkpoint | None = N
         edge = None
     if cp is not None and cp.origin != doc["origin"]:
         problems.append(Problem(None, "bad-root", f"the checkpoint's origin {cp.origin} is not the export's "
-                                f"({doc['origin'][:80]})"))
+                                f"({doc['origin'][:80]!r})"))     # repr: the export's text, control characters escaped
     if doc["to_size"] != start + len(lines):
         problems.append(Problem(None, "bad-root", f"to_size is {doc['to_size']} but the export holds entries "
                                 f"{start}..{start + len(lines) - 1}"))
@@ -246,8 +250,10 @@ def audit_export_bytes(data: bytes, roster: "Roster", *, where: str | None = Non
 
 
 def export_bytes(doc: dict) -> bytes:
-    """The bytes of an export document as `coldsign log export` writes them."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "surrogatepass")
+    """The bytes of an export document as `coldsign log export` writes them (its fields in the
+    order `build_export` gives them: a re-ordered document is a different spelling)."""
+    ordered = {name: doc[name] for name in EXPORT_FIELDS if name in doc}
+    return (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "surrogatepass")
 
 
 def audit_log(data: bytes, roster: "Roster", *, checkpoint: Checkpoint | None = None,
@@ -284,6 +290,9 @@ def _audit(source: str, lines: list[bytes], tail: bytes, start: int, prev_hash: 
         problems += _checkpoint_problems(cp, cp_signers, start, end, edge, hashes, proof, exact_checkpoint)
     if previous is not None:
         problems += _against_previous(previous, keys, cp, start, end, edge, hashes)
+    owner_origin = cp.origin if cp is not None else previous.origin if previous is not None else None
+    if owner_origin is not None:
+        problems += _foreign_actors(lines, start, owner_of(owner_origin), {p.index for p in problems}, roster)
     withdrawals = _withdrawals(lines, checked_lines.events, start, {p.index for p in problems if p.index is not None})
     if chain is not None:
         checked = []
@@ -304,10 +313,15 @@ def _checkpoint_problems(cp: Checkpoint, signers: tuple[Signer, ...], start: int
                          edge: list[bytes] | None, hashes: list[bytes], proof: list[bytes] | None,
                          exact: bool) -> list[Problem]:
     problems = []
+    owner = owner_of(cp.origin)
     if not signers:
         problems.append(Problem(None, "bad-signature", "no signature on the checkpoint verifies against the roster"))
-    elif cp.origin.startswith("coldsign.ceremony/") and \
-            cp.origin.split("/", 1)[1] not in {s.fingerprint for s in signers}:
+    elif owner is None:
+        # NOTE: without this, a witness could sign a checkpoint alone by giving it an origin that
+        # names no identity (the owner check below would have nothing to compare with).
+        problems.append(Problem(None, "bad-signature", f"the checkpoint's origin {cp.origin[:80]} does not name the "
+                                "log's identity (coldsign.ceremony/<fingerprint>)"))
+    elif owner not in {s.fingerprint for s in signers}:
         problems.append(Problem(None, "bad-signature", f"the log's own key ({cp.origin}) did not sign the "
                                 "checkpoint; only witnesses did"))
     if cp.size > end:
@@ -355,6 +369,26 @@ def _against_previous(previous: Checkpoint, keys: list[bytes], cp: Checkpoint | 
         problems.append(Problem(None, "fork", f"fork: the first {previous.size} entries are not the ones the "
                                 "previous checkpoint signed (the log was rewritten)"))
     return problems
+
+
+def _foreign_actors(lines: Sequence[bytes], start: int, owner: str | None, bad: set[int | None],
+                    roster: "Roster") -> list[Problem]:
+    """``wrong-actor`` for each entry (that verified otherwise) signed by another identity than the
+    log's owner. A signer's log is written by one identity, the one whose checkpoints name it: an
+    entry by another roster key (a witness, an approver) was put into someone else's log."""
+    if owner is None:
+        return []
+    names = {c.fingerprint: c.name for c in roster.custodians}
+    out = []
+    for offset, line in enumerate(lines):
+        index = start + offset
+        actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+        if index in bad or actor == owner:
+            continue
+        name = f" ({names[actor]})" if actor in names else ""
+        out.append(Problem(index, "wrong-actor", f"signed by {actor}{name}, not by the log's owner {owner} that "
+                           "the checkpoint's origin names"))
+    return out
 
 
 def _named(fingerprints: Iterable[str], roster: "Roster") -> tuple[Signer, ...]:

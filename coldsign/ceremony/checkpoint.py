@@ -18,6 +18,9 @@ after checking, if it can, that the new checkpoint is consistent with an older o
 `verify_checkpoint(cp, roster_keys)` returns the names that signed validly: a line counts when its
 key id matches a roster key, the name is that key's fingerprint, and the signature verifies. Lines
 by unknown keys are ignored (as C2SP notes do), so a checkpoint can carry signatures from others.
+Who counts for a log: the origin names its owner (`owner_of`); a checkpoint without the owner's
+signature is no checkpoint of that log, however many witnesses signed it, and an entry signed by
+anyone but the owner does not belong in it (``wrong-actor``).
 
 Export document (``coldsign log export``)::
 
@@ -60,6 +63,9 @@ CHECKPOINT_MAX_CHARS = 16_384
 CHECKPOINT_MAX_SIGNATURES = 100
 EXPORT_FORMAT = "coldsign-log-export"
 EXPORT_VERSION = 1
+# the export document's fields, in the order `build_export` writes them (the order its bytes have)
+EXPORT_FIELDS = ("format", "version", "origin", "entries", "from_size", "to_size", "consistency_proof",
+                 "checkpoint", "left_edge", "prev_hash")
 _ORIGIN = re.compile(r"[\x21-\x7e]{1,200}")
 _SIZE = re.compile(r"0|[1-9][0-9]{0,18}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -71,6 +77,15 @@ def key_id(public_key: bytes) -> bytes:
 
 def origin_for(fingerprint: str) -> str:
     return ORIGIN_PREFIX + fingerprint
+
+
+def owner_of(origin: str) -> str | None:
+    """The identity fingerprint an origin names (``coldsign.ceremony/<fingerprint>``): the log's
+    owner, whose signature a checkpoint needs and who alone writes its entries. None otherwise."""
+    prefix, _, fingerprint = origin.partition("/")
+    if prefix + "/" != ORIGIN_PREFIX or not FINGERPRINT_PATTERN.fullmatch(fingerprint):
+        return None
+    return fingerprint
 
 
 @dataclass(frozen=True)
@@ -180,7 +195,8 @@ def _b64(text: str) -> bytes | None:
 
 
 def verify_checkpoint(cp: Checkpoint, roster_keys: Iterable[bytes]) -> list[str]:
-    """The names (identity fingerprints) whose signature lines verify against a roster key."""
+    """The names (identity fingerprints) whose signature lines verify against a roster key, each
+    once (a repeated line is one signer, not two)."""
     by_id: dict[bytes, list[bytes]] = {}
     for key in roster_keys:
         by_id.setdefault(key_id(bytes(key)), []).append(bytes(key))
@@ -188,7 +204,7 @@ def verify_checkpoint(cp: Checkpoint, roster_keys: Iterable[bytes]) -> list[str]
     names = []
     for sig in cp.signatures:
         for key in by_id.get(sig.key_id, []):
-            if (FINGERPRINT_PATTERN.fullmatch(sig.name) and sig.name == fingerprint_of(key)
+            if (sig.name not in names and FINGERPRINT_PATTERN.fullmatch(sig.name) and sig.name == fingerprint_of(key)
                     and verify(key, CHECKPOINT_DOMAIN, body, sig.signature)):
                 names.append(sig.name)
                 break
@@ -242,6 +258,9 @@ def parse_export(data: bytes | str, *, where: str | None = None) -> dict:
         raise bad(f"not JSON ({str(err)[:80]})") from None
     if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
         raise bad(f'"format" is not "{EXPORT_FORMAT}"')
+    unknown = [name for name in doc if name not in EXPORT_FIELDS]
+    if unknown:
+        raise bad(f"unknown field {str(unknown[0])[:40]!r}")
     if doc.get("version") != EXPORT_VERSION:
         raise bad(f"version {doc.get('version')!r} is not supported")
     for name in ("from_size", "to_size"):
@@ -273,8 +292,21 @@ def verify_export(doc: dict, roster_keys: Iterable[bytes], *, previous: Checkpoi
     except BadInput as err:
         return ExportCheck(problems + [Problem(None, "bad-root", err.message)], None, [], start, end)
     signers = verify_checkpoint(cp, keys)
+    owner = owner_of(cp.origin)
     if not signers:
         problems.append(Problem(None, "bad-signature", "no signature on the checkpoint verifies against the roster"))
+    elif owner is None:
+        problems.append(Problem(None, "bad-signature", f"the checkpoint's origin {cp.origin[:80]} does not name the "
+                                "log's identity (coldsign.ceremony/<fingerprint>)"))
+    elif owner not in signers:
+        problems.append(Problem(None, "bad-signature", f"the log's own key ({cp.origin}) did not sign the "
+                                "checkpoint; only witnesses did"))
+    bad = {p.index for p in problems}
+    for offset, line in enumerate(lines):
+        actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+        if owner is not None and start + offset not in bad and actor != owner:
+            problems.append(Problem(start + offset, "wrong-actor", f"signed by {actor}, not by the log's owner "
+                                    f"{owner} that the checkpoint's origin names"))
     if cp.origin != doc["origin"]:
         problems.append(Problem(None, "bad-root", f"the checkpoint's origin {cp.origin} is not the export's"))
     if cp.size != end or end != start + len(lines):

@@ -61,7 +61,17 @@ _SECRET_LOOKING = re.compile(r"\b[xtyzuvYZUV]prv[1-9A-HJ-NP-Za-km-z]{50,}|\b[5KL
 # --- field types -----------------------------------------------------------------------------
 
 def _text(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= TEXT_MAX_CHARS
+    # NOTE: a lone surrogate (the JSON escape \ud800 decodes to one) has no UTF-8 spelling, so a
+    # payload holding one could never be written or re-serialized canonically: refuse it here.
+    return isinstance(value, str) and 0 < len(value) <= TEXT_MAX_CHARS and _utf8(value)
+
+
+def _utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hex64(value: Any) -> bool:

@@ -59,7 +59,11 @@ if TYPE_CHECKING:
 LOG_DOMAIN = "ceremony-log/v1"
 ZERO_HASH = "0" * 64
 ENTRY_FIELDS = ("actor", "actor_key", "clock", "event", "payload", "prev", "seq", "sig", "time")
-ENTRY_MAX_BYTES = 64 * 1024           # one line; payloads are digests, short texts and output lists
+# one line. Payloads are digests and short texts, but signatures-produced lists every output of the
+# PSBT, and a PSBT may have 10,000 (limits.psbt_max_outputs): ~1 MB with P2WSH/P2TR addresses. The
+# entry is written after the ledger claimed the request, so a batch payout must fit, not be refused.
+ENTRY_MAX_BYTES = 2 * 1024 * 1024
+TAIL_READ_BYTES = 128 * 1024         # how much of the log's end an append reads first
 LOG_MAX_BYTES = 2 * 1024 ** 3         # the whole file read for show/export/verify
 VERIFY_PROCESSES = 2                 # worker processes checking lines (the machine has 2 cores)
 VERIFY_BATCH = 2_000                 # lines per worker task; logs up to this size are checked in-process
@@ -155,7 +159,11 @@ def _checked_fields(raw: bytes) -> tuple[dict, bytes]:
         check_payload(doc["event"] if isinstance(doc["event"], str) else repr(doc["event"]), doc["payload"])
     except BadInput as err:
         raise EntryProblem(err.message) from None
-    if canonical_json(doc) != raw:
+    try:
+        canonical = canonical_json(doc)
+    except UnicodeEncodeError:              # a lone surrogate somewhere: no UTF-8 spelling at all
+        canonical = None
+    if canonical != raw:
         raise EntryProblem("the line is not in canonical JSON form (sorted keys, no spaces, UTF-8, "
                            "each field once)")
     cut = raw.rfind(b',"sig":"')            # canonical order: ..."seq":n,"sig":"<hex>","time"...
@@ -437,17 +445,22 @@ def _contents(data: bytes) -> LogContents:
 
 
 def _tail(fd: int, size: int) -> tuple[bytes | None, bytes]:
-    """(the last complete line, torn bytes after it) reading only the end of the file."""
+    """(the last complete line, torn bytes after it) reading only the end of the file: first
+    TAIL_READ_BYTES, more (up to two entries' worth) only when the last line is longer."""
     if size == 0:
         return None, b""
-    chunk = min(size, 2 * ENTRY_MAX_BYTES + 2)
-    whole = chunk == size
-    data = os.pread(fd, chunk, size - chunk)
-    end = data.rfind(b"\n") + 1
+    chunk = min(size, TAIL_READ_BYTES)
+    while True:
+        whole = chunk == size
+        data = os.pread(fd, chunk, size - chunk)
+        end = data.rfind(b"\n") + 1
+        start = data.rfind(b"\n", 0, end - 1) + 1 if end else 0
+        if (end and start) or whole or chunk >= 2 * ENTRY_MAX_BYTES + 2:
+            break
+        chunk = min(size, 2 * chunk, 2 * ENTRY_MAX_BYTES + 2)
     if end == 0:
         return None, data                                   # no line end near the end: torn
     tail, body = data[end:], data[:end - 1]
-    start = body.rfind(b"\n") + 1
     if start == 0 and not whole:
         return None, data                                   # a last line longer than any entry
     last = body[start:]

@@ -9,7 +9,8 @@ the log's sequence numbers, not from them.
 
 The HTML page has its CSS inline and no scripts, images, fonts or links to fetch, so it opens
 the same on an offline machine and can be archived as one file. Every value from the log is
-escaped (`html.escape`); Markdown table cells have ``|``, backticks and line breaks neutralised.
+escaped (`html.escape`); Markdown table cells have ``|``, backticks, ``<``, square brackets (no link
+or image from a payload) and line breaks neutralised.
 
 Pure: returns text; the CLI writes the file.
 """
@@ -144,7 +145,7 @@ def _ceremony_lines(c: Ceremony, who) -> list[tuple[str, str]]:
 def _md(text: object) -> str:
     """A value safe inside a Markdown table cell or line."""
     return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("<", "&lt;")
-            .replace("\r", " ").replace("\n", " "))
+            .replace("[", "\\[").replace("]", "\\]").replace("\r", " ").replace("\n", " "))
 
 
 def render_markdown(result: "AuditResult", *, title: str = "ceremony log") -> str:

@@ -103,6 +103,7 @@ def refusal_rule(err: "ColdsignError") -> str:
 def log_text(text: str) -> str:
     """`text` cut to TEXT_MAX_CHARS; its digest instead when the secret filter would refuse it."""
     text = (text or "-")[:events.TEXT_MAX_CHARS]
+    text = text.encode("utf-8", "replace").decode("utf-8")   # a lone surrogate (an undecodable file name): "?"
     try:
         events.check_payload(events.REFUSAL, {"rule": "-", "message": text})
     except BadInput as err:

@@ -323,12 +323,13 @@ def witness(
 
     With --previous, the witness first checks against the log that the new checkpoint extends the
     older one (same entries, only appended: no rewrite, fork or rollback) and refuses (exit 5)
-    otherwise. With --roster, at least one existing signature must be a custodian's.
+    otherwise. With --roster, the log owner's signature (the identity its origin names) must be
+    there and verify against the roster.
 
     Example: coldsign log witness checkpoints/42.txt --previous paper-17.txt --log export.json --keystore bob --out 42-witnessed.txt
     """
     from coldsign.ceremony import merkle
-    from coldsign.ceremony.checkpoint import cosign, verify_checkpoint
+    from coldsign.ceremony.checkpoint import cosign, owner_of, verify_checkpoint
     from coldsign.errors import VerificationFailed
     from coldsign.store import atomic_write
 
@@ -338,9 +339,13 @@ def witness(
         from coldsign.keys import roster as rosters
 
         roster = rosters.load(roster_file)
-        if not verify_checkpoint(cp, [c.identity for c in roster.custodians]):
-            raise VerificationFailed("no signature on the checkpoint verifies against the roster",
-                                     where=str(checkpoint_file), code="checkpoint-unsigned")
+        # NOTE: the log owner's signature (the identity its origin names), not just anyone's on the
+        # roster: another witness's signature alone is no checkpoint of that log.
+        owner = owner_of(cp.origin)
+        if owner is None or owner not in verify_checkpoint(cp, [c.identity for c in roster.custodians]):
+            raise VerificationFailed(f"the checkpoint is not signed by the log's own key (its origin {cp.origin}) "
+                                     "on the roster", where=str(checkpoint_file), code="checkpoint-unsigned",
+                                     hint="co-sign only a checkpoint its log's owner signed")
     consistent_with = None
     if previous is not None or log_file is not None:
         lines = _lines_of(settings, log_file)
@@ -348,6 +353,13 @@ def witness(
             raise VerificationFailed(f"the log does not match the checkpoint (size {cp.size})",
                                      where=str(checkpoint_file), code="inconsistent",
                                      hint="compare the log you hold with the one the checkpoint was made from")
+        owner = owner_of(cp.origin)
+        for seq, line in enumerate(lines[:cp.size]):
+            actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+            if owner is not None and actor != owner:
+                raise VerificationFailed(f"entry {seq} of the log is signed by {actor}, not by the log's owner "
+                                         f"{owner} that the checkpoint's origin names", where=str(checkpoint_file),
+                                         code="wrong-actor", hint="do not co-sign; raise it with the auditor")
         if previous is not None:
             old = read_checkpoint(previous)
             if old.origin != cp.origin or old.size > cp.size or \

@@ -227,3 +227,44 @@ def test_export_as_qr_in_a_terminal_too_small(tmp_path):
     cols, rows = TerminalSink().needed(version)
     error = json.loads(result.stdout)["error"]
     assert error["message"] == f"the terminal is 50x30 characters; a version-{version} QR code needs {cols}x{rows}"
+
+
+def test_witness_with_a_roster_needs_the_log_owners_signature(tmp_path):
+    """bob (on the roster) signs a checkpoint of alice's log himself; carol, asked to witness with
+    the roster, must refuse: a witness's signature alone is not the log owner's checkpoint."""
+    from coldsign.ceremony import merkle
+    from coldsign.ceremony.checkpoint import origin_for, sign_checkpoint
+    from coldsign.keys.roster import Custodian, Roster, save
+
+    home = tmp_path / "home"
+    lines = fill(home, 3).read().lines
+    roster = tmp_path / "roster.json"
+    save(roster, Roster((Custodian("Alice Ng", "custodian", ALICE.public_key),
+                         Custodian("Bob Ruiz", "witness", BOB.public_key))))
+    carol = walletkit.write_mnemonic(tmp_path, "carol")
+    forged = tmp_path / "forged.txt"
+    for origin in (origin_for(ALICE.fingerprint), "evil.example/log"):
+        forged.write_text(sign_checkpoint(origin, 3, merkle.tree_hash(lines), BOB).text)
+        result, doc = run(home, "witness", str(forged), "--roster", str(roster), "--mnemonic-file", str(carol),
+                          "--out", str(tmp_path / "w.txt"), "--json")
+        assert result.exit_code == 5, (origin, result.output)
+        assert doc["error"]["code"] == "checkpoint-unsigned"
+        assert doc["error"]["message"] == (f"the checkpoint is not signed by the log's own key (its origin "
+                                           f"{origin}) on the roster")
+        assert not (tmp_path / "w.txt").exists()
+    # under his own name: checked against the log, whose entries alice signed
+    forged.write_text(sign_checkpoint(origin_for(BOB.fingerprint), 3, merkle.tree_hash(lines), BOB).text)
+    result, doc = run(home, "witness", str(forged), "--roster", str(roster), "--log",
+                      str(home / "ceremony" / "log.jsonl"), "--mnemonic-file", str(carol),
+                      "--out", str(tmp_path / "w.txt"), "--json")
+    assert result.exit_code == 5, result.output
+    assert doc["error"]["code"] == "wrong-actor"
+    assert doc["error"]["message"] == (f"entry 0 of the log is signed by {ALICE.fingerprint}, not by the log's "
+                                       f"owner {BOB.fingerprint} that the checkpoint's origin names")
+    assert not (tmp_path / "w.txt").exists()
+    good = tmp_path / "good.txt"
+    good.write_text(sign_checkpoint(origin_for(ALICE.fingerprint), 3, merkle.tree_hash(lines), ALICE).text)
+    result, doc = run(home, "witness", str(good), "--roster", str(roster), "--mnemonic-file", str(carol),
+                      "--out", str(tmp_path / "w.txt"), "--json")
+    assert result.exit_code == 0, result.output
+    assert doc["signers"][0] == ALICE.fingerprint and len(doc["signers"]) == 2

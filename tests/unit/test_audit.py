@@ -355,3 +355,71 @@ def test_tampering_at_a_chunk_boundary_of_a_large_log_is_found():
                              (2 * VERIFY_BATCH - 2, "unknown-key"),        # chained well, signed by carol
                              (2 * VERIFY_BATCH - 1, "broken-chain"),
                              (2 * VERIFY_BATCH + 2, "truncated")]
+
+
+# --- review findings: who counts as the log's own signer --------------------------------------------
+
+def test_a_witness_cannot_stand_in_for_the_log_owner_by_renaming_the_origin():
+    """bob (a witness on the roster) cuts the last ceremony off alice's log and signs a checkpoint
+    of the rest himself. Naming himself, or something that is no identity at all, as the origin must
+    not let his signature pass for the log owner's."""
+    cut = LINES[:SECOND_SIGNED_AT + 1]
+    for origin in ("evil.example/log", "coldsign.ceremony", origin_for(BOB.fingerprint)):
+        cp = sign_checkpoint(origin, len(cut), merkle.tree_hash(cut), BOB)
+        doc = export_of(cut, cp=cp)
+        assert doc["origin"] == origin
+        result = audit_export(doc, ROSTER)
+        assert not result.ok, origin
+        assert result.to_json()["ok"] is False
+    named_bob = audit_export(export_of(cut, cp=sign_checkpoint(origin_for(BOB.fingerprint), len(cut),
+                                                               merkle.tree_hash(cut), BOB)), ROSTER)
+    assert codes(named_bob)[0] == (0, "wrong-actor")
+    assert named_bob.first_problem.message == (f"signed by {ALICE.fingerprint} (Alice Ng), not by the log's owner "
+                                               f"{BOB.fingerprint} that the checkpoint's origin names")
+    no_identity = audit_export(export_of(cut, cp=sign_checkpoint("evil.example/log", len(cut),
+                                                                 merkle.tree_hash(cut), BOB)), ROSTER)
+    assert codes(no_identity) == [(None, "bad-signature")]
+    assert no_identity.first_problem.message == ("the checkpoint's origin evil.example/log does not name the log's "
+                                                 "identity (coldsign.ceremony/<fingerprint>)")
+
+
+def test_an_entry_by_another_roster_key_in_the_owners_log_is_found():
+    """bob appends a forged withdrawal to alice's log with his own (roster) key, chained properly;
+    the raw log with alice's checkpoint of the honest part must not verify."""
+    forged = chain_lines([(events.SIGNATURES_PRODUCED, events.signatures_produced(
+        "dd" * 32, "ee" * 32, [0], "ff" * 32, [("bcrt1qattacker", 5_000_000)]))], BOB, 25, line_hash(LINES[-1]))
+    data = b"".join(line + b"\n" for line in LINES + forged)
+    result = audit_log(data, ROSTER, checkpoint=checkpoint_of(LINES))
+    assert codes(result) == [(25, "wrong-actor")]
+    assert 25 not in [w.index for w in result.withdrawals]
+    assert audit_log(data, ROSTER, previous=checkpoint_of(LINES)).ok is False
+
+
+def test_an_export_with_a_field_added_or_its_fields_reordered_fails():
+    """Not a single-byte change, and the same entries: still not what `log export` wrote. An added
+    field would ride along into the auditor's archive as if it were part of the signed export."""
+    doc = json.loads(EXPORT)
+    added = (json.dumps({**doc, "note": "approved by the board"}, ensure_ascii=False, separators=(",", ":"))
+             + "\n").encode()
+    with pytest.raises(BadInput) as info:
+        audit_export_bytes(added, ROSTER)
+    assert info.value.message == "not a coldsign log export: unknown field 'note'"
+    reordered = {"format": doc["format"], **{k: v for k, v in reversed(doc.items()) if k != "format"}}
+    data = (json.dumps(reordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    assert data != EXPORT and json.loads(data) == doc
+    assert codes(audit_export_bytes(data, ROSTER)) == [(None, "not-canonical")]
+
+
+def test_an_untrusted_origin_cannot_put_terminal_controls_into_the_verdict():
+    """The export's own "origin" is attacker text; the CLI prints the first problem's message on
+    the auditor's terminal. Escape sequences in it could redraw the line as "OK"."""
+    doc = export_of(LINES)
+    doc["origin"] = "\x1b[2K\rOK: 25 entries verified\x1b[8m"
+    result = audit_export(doc, ROSTER)
+    [problem] = [p for p in result.problems if "origin" in p.message]
+    assert problem.code == "bad-root" and "\x1b" not in problem.message and "\r" not in problem.message
+    assert problem.message == (f"the checkpoint's origin {ORIGIN} is not the export's "
+                               "('\\x1b[2K\\rOK: 25 entries verified\\x1b[8m')")
+    with pytest.raises(BadInput) as info:
+        audit_export_bytes(export_bytes(doc).replace(b'"format"', b'"\\u001b[2Kformat":1,"format"', 1), ROSTER)
+    assert "\x1b" not in info.value.message

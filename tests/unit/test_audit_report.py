@@ -96,7 +96,7 @@ def test_markdown_report_of_a_failed_audit_names_the_problem_first():
     lines = list(LINES)
     lines[3] = lines[3].replace(b"150000", b"950000")
     text = render_markdown(result_of(lines))
-    assert "**Verification: FAILED**\n\n- entry 3: [bad-signature] the signature does not verify" in text
+    assert "**Verification: FAILED**\n\n- entry 3: \\[bad-signature\\] the signature does not verify" in text
     assert TXID not in text.split("## Withdrawals")[1].split("## Ceremony")[0]   # a bad entry is no withdrawal
 
 
@@ -175,3 +175,20 @@ def test_change_is_marked_and_not_counted_as_leaving():
                    "bb" * 32, "cc" * 32, change=(1,))
     assert w.amount_sat == 150_000
     assert [o["change"] for o in w.to_json()["outputs"]] == [False, True]
+
+
+def test_markdown_report_has_no_links_or_images_from_log_payloads():
+    """A refusal message carrying Markdown link and image syntax must stay text: no clickable
+    javascript: link and no remote image fetched when the auditor opens the report."""
+    lines = list(LINES[:7])
+    lure = "see [the signed tx](javascript:alert(1)) ![x](http://tracker.example/p.png)"
+    for seq, (event, payload) in enumerate([(events.REFUSAL, events.refusal("max-fee", lure)),
+                                            (events.CEREMONY_CLOSED, events.ceremony_closed("refused"))], 7):
+        lines.append(make_entry(seq, line_hash(lines[-1]), event, payload, ALICE,
+                                datetime(2026, 3, 2, tzinfo=timezone.utc)))
+    cp = sign_checkpoint(origin_for(ALICE.fingerprint), len(lines), merkle.tree_hash(lines), ALICE)
+    result = audit_export(json.loads(json.dumps(build_export(lines, 0, cp))), ROSTER)
+    assert result.ok
+    text = render_markdown(result)
+    assert "see \\[the signed tx\\](javascript:alert(1)) !\\[x\\](http://tracker.example/p.png)" in text
+    assert "[the signed tx]" not in text and "![x]" not in text

@@ -252,3 +252,58 @@ def test_large_logs_are_checked_in_worker_processes(tmp_path):
     problems = verify_entries(lines_, ROSTER)
     assert [(p.index, p.code) for p in problems] == [(VERIFY_BATCH + 7, "bad-signature"),
                                                       (VERIFY_BATCH + 8, "broken-chain")]
+
+
+# --- review findings ------------------------------------------------------------------------------
+
+def test_an_escaped_lone_surrogate_is_not_canonical_not_a_crash(lines, tmp_path):
+    """A line whose payload text is the JSON escape of a lone surrogate (\\ud800) decodes to a
+    string UTF-8 cannot encode: the line is not an entry (not-canonical), for the auditor and for
+    the writer that finds it at the end of its log (a torn tail it refuses to append after)."""
+    edited = make_refusal_line(5, lines[4])
+    bad = edited.replace(b'"message":"fee 90000 sat"', b'"message":"\\ud800"')
+    assert bad != edited
+    with pytest.raises(EntryProblem, match="not in canonical JSON form|invalid 'message'"):
+        parse_entry(bad)
+    problems = verify_entries(lines[:5] + [bad], ROSTER)
+    assert [(p.index, p.code) for p in problems] == [(5, "not-canonical")]
+    log = CeremonyLog(tmp_path / "home")
+    log.folder.mkdir(parents=True)
+    log.path.write_bytes(b"".join(line + b"\n" for line in lines[:5] + [bad]))
+    assert log.read().torn == bad + b"\n"
+    with pytest.raises(Refused, match="torn write"):
+        log.append(events.CEREMONY_CLOSED, events.ceremony_closed(), ALICE, now=WHEN)
+
+
+def make_refusal_line(seq: int, previous: bytes) -> bytes:
+    from coldsign.ceremony.log import make_entry
+
+    return make_entry(seq, line_hash(previous), events.REFUSAL, events.refusal("max-fee", "fee 90000 sat"), ALICE, WHEN)
+
+
+def test_payload_text_must_be_encodable_utf8():
+    with pytest.raises(BadInput, match="invalid 'message'"):
+        events.refusal("max-fee", "fee \udcff")
+    from coldsign.ceremony.session import log_text
+
+    assert log_text("path \udcff.psbt") == "path ?.psbt"
+
+
+def test_a_batch_withdrawal_with_the_most_outputs_a_psbt_may_have_is_logged(tmp_path):
+    """psbt sign logs signatures-produced AFTER the ledger has claimed the request: an entry too
+    large to write would burn the request and leave the PSBT unsigned. The payload rules allow the
+    PSBT output limit (10,000 outputs); an entry with that many P2WSH outputs must fit."""
+    from embit import bech32
+
+    from coldsign.limits import LIMITS
+
+    outputs = [(bech32.encode("bcrt", 0, n.to_bytes(32, "big")), 100_000 + n, n == 0)
+               for n in range(LIMITS.psbt_max_outputs)]
+    payload = events.signatures_produced("11" * 32, "22" * 32, list(range(50)), "ab" * 32, outputs)
+    log = CeremonyLog(tmp_path)
+    log.append(events.REVIEW_SHOWN, events.review_shown("cd" * 32), ALICE, now=WHEN)
+    entry = log.append(events.SIGNATURES_PRODUCED, payload, ALICE, now=WHEN)
+    assert len(entry.line) > 900_000 and entry.seq == 1
+    after = log.append(events.CEREMONY_CLOSED, events.ceremony_closed("signed"), ALICE, now=WHEN)
+    assert after.seq == 2 and after.prev == line_hash(entry.line)
+    assert verify_entries(log.read().lines, ROSTER) == []

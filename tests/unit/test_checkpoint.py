@@ -162,3 +162,28 @@ def test_build_export_refuses_a_stale_or_foreign_checkpoint():
         build_export(lines, 0, checkpoint_of(lines[:3]))
     with pytest.raises(Refused, match="the checkpoint's root is not the root of this log"):
         build_export(lines, 0, checkpoint_of(make_lines(4, note="other")))
+
+
+# --- review findings ------------------------------------------------------------------------------
+
+def test_a_signer_counts_once_however_many_times_its_line_is_repeated():
+    cp = cosign(checkpoint_of(make_lines(3)), BOB)
+    alice_line = cp.signatures[0].line()
+    doubled = parse_checkpoint(cp.text + alice_line + alice_line)
+    assert len(doubled.signatures) == 4
+    assert verify_checkpoint(doubled, ROSTER) == [ALICE.fingerprint, BOB.fingerprint]
+
+
+def test_an_export_checkpointed_by_a_witness_alone_does_not_verify():
+    """bob signs a checkpoint of alice's (cut) log himself, under alice's origin or under his own:
+    the log owner's signature is what makes a checkpoint, a witness's only adds to it."""
+    lines = make_lines(6)[:4]
+    under_alice = sign_checkpoint(ORIGIN, 4, merkle.tree_hash(lines), BOB)
+    check = verify_export(build_export(lines, 0, under_alice), ROSTER)
+    assert codes(check) == [(None, "bad-signature")]
+    assert check.problems[0].message == (f"the log's own key ({ORIGIN}) did not sign the checkpoint; only "
+                                         "witnesses did")
+    for origin in (origin_for(BOB.fingerprint), "evil.example/log"):
+        cp = sign_checkpoint(origin, 4, merkle.tree_hash(lines), BOB)
+        assert not verify_export(build_export(lines, 0, cp), ROSTER).ok, origin
+    assert verify_export(build_export(lines, 0, cosign(checkpoint_of(lines), BOB)), ROSTER).ok
