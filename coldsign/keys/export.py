@@ -71,9 +71,10 @@ def parse_account_path(text: str, network: Network) -> tuple[int, ...]:
         digits = part[:-1] if hardened else part
         if not digits.isdigit() or not digits.isascii():
             raise UsageProblem(f"--path step {position} ({part!r}) is not a number", hint="write steps like 84h")
-        index = int(digits)
+        index = int(digits) if len(digits) <= 10 else MAX_ACCOUNT + 1  # NOTE: int() of 5,000 digits raises
         if index > MAX_ACCOUNT:
-            raise UsageProblem(f"--path step {position} ({part!r}) is above {MAX_ACCOUNT}")
+            shown = part if len(part) <= 20 else f"{part[:12]}... ({len(digits)} digits)"
+            raise UsageProblem(f"--path step {position} ({shown!r}) is above {MAX_ACCOUNT}")
         if not hardened:
             raise UsageProblem(f"--path step {position} ({part!r}) is not hardened: an account path is "
                                f"hardened at every step", hint=f"write {index}h")

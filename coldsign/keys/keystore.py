@@ -269,14 +269,50 @@ def _unseal(sealed: _Sealed, password: Secret) -> Secret:
     return Secret((mnemonic, passphrase))
 
 
-def _write(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, *, replace: bool = True) -> None:
     from coldsign.store import atomic_write
 
     if len(data) > KEYSTORE_MAX_BYTES:
         raise BadInput("the keystore would be larger than the keystore size limit", where=str(path),
                        code="keystore-too-large", hint=f"use a BIP-39 passphrase under {PASSPHRASE_MAX_CHARS} characters")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    atomic_write(path, data, mode=0o600)
+    if replace:
+        atomic_write(path, data, mode=0o600)
+    else:
+        _write_new(path, data)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a keystore that must not exist yet: temp file + fsync, then link(2) to the name, which
+    fails if the name exists. NOTE: `create` checks first, but Argon2id takes seconds; another
+    `key new`/`key restore` finishing meanwhile must not have its keystore (its only copy of a seed
+    besides the words) replaced by a rename."""
+    import tempfile
+
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise _exists(path) from None
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _exists(path: Path) -> Refused:
+    return Refused(f"a keystore named '{path.stem}' already exists", where=str(path), code="keystore-exists",
+                   hint="choose another name, or delete the old keystore after checking its backup")
 
 
 def _now() -> str:
@@ -295,8 +331,7 @@ def create(home: Path | str, name: str, mnemonic: Secret, password: Secret, pass
     path = keystore_path(home, name)
     _check_limits(opslimit, memlimit)
     if path.exists() and not overwrite:
-        raise Refused(f"a keystore named '{name}' already exists", where=str(path), code="keystore-exists",
-                      hint="choose another name, or delete the old keystore after checking its backup")
+        raise _exists(path)
     pw = _password_bytes(password)
     words = normalize_mnemonic(mnemonic.reveal())
     phrase = passphrase.reveal() if passphrase is not None else None
@@ -312,7 +347,7 @@ def create(home: Path | str, name: str, mnemonic: Secret, password: Secret, pass
                   "fingerprint_without_passphrase": bare.fingerprint_hex}
     public["created"] = _now()
     plaintext = json.dumps({"mnemonic": words, "passphrase": phrase}).encode()
-    _write(path, _seal(plaintext, pw, opslimit, memlimit, public))
+    _write(path, _seal(plaintext, pw, opslimit, memlimit, public), replace=overwrite)
     return info(home, name)
 
 

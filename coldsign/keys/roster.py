@@ -75,7 +75,8 @@ def check_text(value: object, what: str) -> str:
         raise BadInput(f"the {what} must be non-empty, without leading or trailing spaces", code="roster-entry")
     if len(value) > TEXT_MAX_CHARS:
         raise BadInput(f"the {what} is longer than {TEXT_MAX_CHARS} characters", code="roster-entry")
-    if any(unicodedata.category(ch).startswith("C") for ch in value):
+    # NOTE: line and paragraph separators (Zl, Zp) break a line on screen like a newline would
+    if any(unicodedata.category(ch).startswith("C") or unicodedata.category(ch) in ("Zl", "Zp") for ch in value):
         raise BadInput(f"the {what} contains a control or invisible character", code="roster-entry")
     return value
 

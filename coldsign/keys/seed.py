@@ -101,7 +101,9 @@ class SeedKey:
 
         words = normalize_mnemonic(mnemonic.reveal())
         check_mnemonic(words, where=where)
-        pw = passphrase.reveal() if passphrase is not None else ""
+        # NOTE: BIP-39 salts with the passphrase in UTF-8 NFKD; embit does not normalize, and an
+        # accented passphrase typed as NFC would give a seed no other BIP-39 wallet derives.
+        pw = unicodedata.normalize("NFKD", passphrase.reveal()) if passphrase is not None else ""
         seed = bip39.mnemonic_to_seed(words, pw)
         root = bip32.HDKey.from_seed(seed)
         bare = None

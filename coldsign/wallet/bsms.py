@@ -99,7 +99,8 @@ def token_from_decimal(text: str) -> str:
     """The hex TOKEN of a decimal one (BIP-129 recommends showing tokens as decimal numbers):
     up to 2^64-1 is a STANDARD 64-bit token, above that an EXTENDED 128-bit one."""
     text = text.strip()
-    if not text.isdigit() or len(text) > 39:
+    # NOTE: str.isdigit() is also true of "²" and other non-ASCII digits, which int() rejects
+    if not (text.isascii() and text.isdigit()) or len(text) > 39:
         raise BadInput("a decimal BSMS TOKEN is a number of at most 39 digits")
     value = int(text)
     if value == 0:
@@ -294,6 +295,13 @@ def _record_lines(text: str, token: str | None, *, expected: int, what: str) -> 
     if len(text) > BSMS_MAX_CHARS:
         raise BadInput(f"the BSMS {what} is longer than the limit of {BSMS_MAX_CHARS} characters")
     stripped = text.strip()
+    if stripped.startswith("BSMS ") and token is not None and check_token(token) != NO_ENCRYPTION:
+        # NOTE: the TOKEN's MAC is what proves the record is the coordinator's; a plain record in its
+        # place (anyone can write one, first address and all) must not be taken as if it had passed
+        raise VerificationFailed(f"this BSMS {what} is not encrypted, but this session has a TOKEN: "
+                                 "nothing shows it comes from the coordinator", code="bsms-not-encrypted",
+                                 hint="ask the coordinator for the record encrypted with this session's TOKEN; "
+                                      "do not use this one")
     if not stripped.startswith("BSMS "):
         if not _HEX.match(stripped):
             raise BadInput(f"line 1: a BSMS {what} starts with {BSMS_VERSION!r}",

@@ -108,9 +108,12 @@ def _path_element(text: str, *, where: str) -> int:
             raise DescriptorError(f"empty path element in {where} (a doubled or trailing '/')")
         raise DescriptorError(f"path element {text!r} in {where} is not an index "
                               "(a number, optionally followed by h or ')")
-    value = int(match.group(1))
+    digits = match.group(1)
+    # NOTE: more than 10 digits is out of range anyway; int() of thousands of digits would raise ValueError
+    value = int(digits) if len(digits) <= 10 else HARDENED
     if value >= HARDENED:
-        raise DescriptorError(f"derivation index {value} in {where} is out of range (max {HARDENED - 1})")
+        shown = digits if len(digits) <= 20 else f"{digits[:12]}... ({len(digits)} digits)"
+        raise DescriptorError(f"derivation index {shown} in {where} is out of range (max {HARDENED - 1})")
     return value | (HARDENED if match.group(2) else 0)
 
 

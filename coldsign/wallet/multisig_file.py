@@ -38,7 +38,8 @@ SUPPORTED_FORMAT = "P2WSH"
 _OTHER_FORMATS = {"P2SH", "P2SH-P2WSH", "P2WSH-P2SH"}
 _HEADER = re.compile(r"([A-Za-z0-9][A-Za-z0-9 ]*?)\s*:\s*(.*)\Z")
 _XFP = re.compile(r"[0-9A-Fa-f]{8}\Z")
-_POLICY = re.compile(r"(\d+)\s*(?:of|/)\s*(\d+)\Z", re.I)
+_POLICY = re.compile(r"([0-9]{1,4})\s*(?:of|/)\s*([0-9]{1,4})\Z", re.I)
+_BASE58 = re.compile(r"[1-9A-HJ-NP-Za-km-z]+\Z")
 _PATH = re.compile(r"m(/\d+['hH]?)*\Z")
 # SLIP-132 version bytes of multisig account keys -> the BIP-32 version of the same network.
 _SLIP132_TO_BIP32 = {
@@ -162,6 +163,10 @@ def _bip32_key(text: str, number: int) -> str:
 
     if text[1:4] != "pub":
         raise BadInput(f"line {number}: expected an extended public key after the fingerprint")
+    if not _BASE58.match(text):
+        # NOTE: the key goes into descriptor text; a ',', '/' or ')' here could add keys the Policy line never counted
+        raise BadInput(f"line {number}: after the fingerprint comes one extended public key (base58 letters only)",
+                       hint="one 'XFP: xpub' line per cosigner, nothing else on the line")
     if text[:4] in ("xpub", "tpub"):
         return text
     try:

@@ -142,6 +142,9 @@ def _read(path: Path) -> Registration:
         created = str(doc["created"])
     except DescriptorError as e:
         raise BadInput(f"the stored descriptor is invalid: {e.message}", where=str(path)) from None
+    except RecursionError:
+        raise BadInput("corrupt wallet file: nested too deeply", where=str(path),
+                       hint="restore it from a backup or register the wallet again under a new name") from None
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise BadInput(f"corrupt wallet file: {e}", where=str(path),
                        hint="restore it from a backup or register the wallet again under a new name") from None

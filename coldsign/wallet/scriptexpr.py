@@ -185,6 +185,9 @@ def _multisig(kind: str, args: tuple, given: str | None, kw: dict, *,
     threshold_text, key_args = args[0], args[1:]
     if not isinstance(threshold_text, str) or not re.fullmatch(r"[0-9]+", threshold_text):
         raise DescriptorError(f"multisig threshold {str(threshold_text)[:20]!r} is not a number")
+    if len(threshold_text) > 4:  # NOTE: int() of thousands of digits raises ValueError (exit 70)
+        raise DescriptorError(f"multisig threshold {threshold_text[:12]}... ({len(threshold_text)} digits) "
+                              f"is larger than the {len(key_args)} keys")
     threshold = int(threshold_text)
     if len(key_args) > LIMITS.multisig_max_keys:
         raise _unsupported(f"multisig with {len(key_args)} keys (at most {LIMITS.multisig_max_keys})")

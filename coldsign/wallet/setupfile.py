@@ -13,14 +13,19 @@ coordinator, so both read exactly the same formats the same way:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
-from coldsign.errors import BadInput
+from coldsign.errors import BadInput, Refused
 from coldsign.network import Network
 
 # Coldcard generic JSON section and descriptor wrapper per single-key script type.
 COLDCARD_SECTIONS = {"wpkh": ("bip84", "wpkh({})"), "sh-wpkh": ("bip49", "sh(wpkh({}))"),
                      "tr": ("bip86", "tr({})")}
+# NOTE: the xpub and path go into descriptor text: only base58 letters and path steps, so a
+# ',' or ')' in a hostile file cannot add keys or change the script.
+_BASE58 = re.compile(r"[1-9A-HJ-NP-Za-km-z]+\Z")
+_DERIVATION = re.compile(r"m(/[0-9]{1,10}['hH]?)+\Z")
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ def parse_setup_text(text: str, network: Network, *, token: str | None = None,
         parsed = multisig_file.parse(text, network)
         return SetupFile("coldcard", parsed.descriptor.canonical(), extra={"file_name": parsed.name})
     if text.lstrip().startswith("{"):
-        return _from_json(text, script_type)
+        return _from_json(text, script_type, network)
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     if len(lines) not in (1, 2):
         raise BadInput(f"a descriptor file holds one descriptor (or receive and change on two lines), "
@@ -55,23 +60,25 @@ def parse_setup_text(text: str, network: Network, *, token: str | None = None,
     return SetupFile("descriptor", lines[0], lines[1] if len(lines) == 2 else None)
 
 
-def _from_json(text: str, script_type: str) -> SetupFile:
+def _from_json(text: str, script_type: str, network: Network) -> SetupFile:
     try:
         doc = json.loads(text)
     except ValueError as err:
         raise BadInput(f"not valid JSON: {err}") from None
+    except RecursionError:
+        raise BadInput("not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadInput("a JSON wallet export is an object")
     if isinstance(doc.get("descriptor"), str):  # Specter, Sparrow, Bitcoin Core's listdescriptors entry
         extra = {"label": doc["label"]} if isinstance(doc.get("label"), str) else {}
         return SetupFile("json", doc["descriptor"], extra=extra)
     if isinstance(doc.get("xfp"), str):
-        return _from_coldcard_json(doc, script_type)
+        return _from_coldcard_json(doc, script_type, network)
     raise BadInput("this JSON is not a wallet export coldsign knows",
                    hint="expected a \"descriptor\" field (Specter, Sparrow) or Coldcard's generic JSON (\"xfp\")")
 
 
-def _from_coldcard_json(doc: dict, script_type: str) -> SetupFile:
+def _from_coldcard_json(doc: dict, script_type: str, network: Network) -> SetupFile:
     if script_type not in COLDCARD_SECTIONS:
         raise BadInput(f"a Coldcard generic JSON export gives single-key accounts: "
                        f"{', '.join(COLDCARD_SECTIONS)}, not {script_type}",
@@ -86,10 +93,28 @@ def _from_coldcard_json(doc: dict, script_type: str) -> SetupFile:
         raise BadInput(f"the Coldcard JSON export's xfp {xfp!r} is not 8 hex digits")
     deriv = section["deriv"]
     if not deriv.startswith("m/"):
-        raise BadInput(f"the {section_name} path {deriv!r} does not start with m/")
+        raise BadInput(f"the {section_name} path {deriv[:60]!r} does not start with m/")
+    if not _DERIVATION.match(deriv):
+        raise BadInput(f"the {section_name} path {deriv[:60]!r} is not a derivation path like m/84'/1'/0'")
+    if not _BASE58.match(section["xpub"]):
+        raise BadInput(f"the {section_name} xpub is not one base58 extended key")
     origin = "/".join([xfp.lower()] + [step.replace("'", "h") for step in deriv[2:].split("/")])
-    return SetupFile("coldcard-json", wrapper.format(f"[{origin}]{section['xpub']}/<0;1>/*"),
-                     extra={"account": section_name})
+    descriptor = wrapper.format(f"[{origin}]{section['xpub']}/<0;1>/*")
+    if "first" in section:  # Coldcard writes the account's first receive address: check it as BSMS does
+        _check_first_address(descriptor, section["first"], network, section_name)
+    return SetupFile("coldcard-json", descriptor, extra={"account": section_name})
+
+
+def _check_first_address(descriptor: str, claimed: object, network: Network, section_name: str) -> None:
+    from coldsign.wallet.descriptor import WalletDescriptor
+
+    derived = WalletDescriptor.parse(descriptor, network).address(0, 0)
+    if claimed != derived:
+        shown = claimed[:100] if isinstance(claimed, str) else json.dumps(claimed)[:100]
+        raise Refused(f"first address mismatch: the {section_name} account says {shown}, "
+                      f"its xpub derives {derived}", code="first-address-mismatch",
+                      hint="the export was changed or is for another wallet or network; do not use it, "
+                           "export it again from the device")
 
 
 def from_ur(ur_type: str, cbor: bytes, network: Network, *, script_type: str = "wpkh") -> SetupFile:

@@ -288,8 +288,18 @@ def _map(item, what: str, allowed: set[int]) -> Mapping:
         raise _fail(what, f"expected a map, found {_kind(item)}")
     for key in item:
         if not isinstance(key, int) or isinstance(key, bool) or key not in allowed:
-            raise _fail(what, f"unknown map key {key!r}")
+            raise _fail(what, f"unknown map key {_shown(key)}")
     return item
+
+
+def _shown(value) -> str:
+    """A short repr of an untrusted value for a message. NOTE: repr() of an integer of thousands of
+    digits raises ValueError (Python's int/str limit), of a deep structure RecursionError."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return _kind(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _kind(item) -> str:
@@ -403,7 +413,7 @@ def decode_hdkey(item, network: Network | None = None, *, what: str = "crypto-hd
             raise _fail(what, f"use-info is coin type {info[COIN_TYPE]}, not bitcoin (0)")
         net = info.get(COIN_NETWORK, 0)
         if net not in (0, 1) or isinstance(net, bool):
-            raise _fail(what, f"use-info network {net!r} is neither mainnet (0) nor testnet (1)")
+            raise _fail(what, f"use-info network {_shown(net)} is neither mainnet (0) nor testnet (1)")
         testnet = net == 1
     if network is not None and testnet != (network is not Network.MAIN):
         raise _fail(what, f"a {'testnet' if testnet else 'mainnet'} key, but the network is {network.value}")

@@ -333,9 +333,9 @@ if inject == "sign":  # after the seed is opened from the keystore
 elif inject == "export":  # after the seed is opened, while the account is exported
     import coldsign.keys.export
     coldsign.keys.export.descriptor_export = boom
-elif inject == "store":  # after the words and the password are read and sealed
-    import coldsign.store
-    coldsign.store.atomic_write = boom
+elif inject == "store":  # after the words and the password are read and sealed, as the file is written
+    import coldsign.keys.keystore
+    coldsign.keys.keystore._write = boom
 from coldsign.cli.main import main
 sys.exit(main())
 """

@@ -377,3 +377,77 @@ def test_export_unknown_format_and_wallet(runner, home):
 def test_export_help_has_example(runner):
     result = runner.invoke(app, ["wallet", "export", "--help"])
     assert result.exit_code == 0 and "Example: coldsign wallet export" in result.stdout
+
+
+# ---------------------------------------------------------------- hostile setup files
+# Coldcard's generic JSON carries each account's first receive address ("first"); alice's wpkh
+# account (m/84h/1h/0h) is the wallet, bob's is the "other wallet" a tampered file points at.
+
+def _coldcard_json(name="alice"):
+    from coldsign.keys.export import coldcard_json
+    from coldsign.network import Network
+
+    return coldcard_json(_kit().seed(name), Network.REGTEST)
+
+
+def test_register_coldcard_json_checks_its_first_address(runner, home, tmp_path):
+    doc = _coldcard_json()
+    result = run(runner, home, "wallet", "register", "--name", "hot", "--file",
+                 str(_write(tmp_path, "cc.json", json.dumps(doc))), "--json")
+    assert result.exit_code == 0, result.output
+    shown = one_json(result)
+    assert shown["source"] == "coldcard-json" and shown["first_address"] == doc["bip84"]["first"]
+
+
+@pytest.mark.parametrize("tamper", ["first", "xpub"])
+def test_register_coldcard_json_first_address_mismatch_exit_4_writes_nothing(runner, home, tmp_path, tamper):
+    doc, other = _coldcard_json("alice"), _coldcard_json("bob")
+    alice_first, bob_first = doc["bip84"]["first"], other["bip84"]["first"]
+    doc["bip84"][tamper] = other["bip84"][tamper]  # the address of another wallet, or another wallet's key
+    result = run(runner, home, "wallet", "register", "--name", "hot", "--file",
+                 str(_write(tmp_path, "cc.json", json.dumps(doc))), "--json")
+    assert result.exit_code == 4, result.output
+    error = one_json(result)["error"]
+    assert error["code"] == "first-address-mismatch"
+    says, derives = (bob_first, alice_first) if tamper == "first" else (alice_first, bob_first)
+    assert error["message"] == f"first address mismatch: the bip84 account says {says}, its xpub derives {derives}"
+    assert not (home / "wallets" / "hot.json").exists()
+
+
+def test_register_coldcard_json_with_descriptor_text_in_its_fields_exit_3(runner, home, tmp_path):
+    doc = _coldcard_json()
+    doc["bip84"]["xpub"] += ")"
+    result = run(runner, home, "wallet", "register", "--name", "hot", "--file",
+                 str(_write(tmp_path, "cc.json", json.dumps(doc))), "--json")
+    assert result.exit_code == 3
+    assert one_json(result)["error"]["message"] == "the bip84 xpub is not one base58 extended key"
+
+
+def test_register_deeply_nested_json_file_is_exit_3_not_a_crash(runner, home, tmp_path):
+    nested = '{"a": ' + "[" * 30_000 + "]" * 30_000 + "}"
+    result = run(runner, home, "wallet", "register", "--name", "hot", "--file",
+                 str(_write(tmp_path, "deep.json", nested)), "--json")
+    assert result.exit_code == 3, result.output
+    error = one_json(result)["error"]
+    assert error["message"] == "not valid JSON: nested too deeply" and error["where"].endswith("deep.json")
+
+
+@pytest.mark.parametrize("token", ["\u00b2", "\u00b9\u00b2\u00b3"])
+def test_a_token_file_of_superscript_digits_is_exit_3_not_a_crash(runner, home, tmp_path, token):
+    """"²".isdigit() is True but int("²") raises ValueError: the token used to crash (exit 70)."""
+    run(runner, home, "wallet", "register", "--name", "vault", "--descriptor", vault())
+    result = run(runner, home, "wallet", "export", "vault", "--format", "bsms", "--token-file",
+                 str(_write(tmp_path, "token.txt", token + "\n")), "--json")
+    assert result.exit_code == 3, result.output
+    assert one_json(result)["error"]["message"] == "a decimal BSMS TOKEN is a number of at most 39 digits"
+
+
+def test_register_plain_bsms_with_a_token_file_exit_5_writes_nothing(runner, home, tmp_path):
+    """The custodian holds the session TOKEN, so the record must come encrypted under it: a plain one
+    swapped in (e.g. an attacker's wallet holding this signer's key) is not authenticated."""
+    result = run(runner, home, "wallet", "register", "--name", "vault", "--file",
+                 str(_write(tmp_path, "vault.bsms", _bsms_record())),
+                 "--token-file", str(_write(tmp_path, "token.txt", "a54044308ceac9b6\n")), "--json")
+    assert result.exit_code == 5, result.output
+    assert one_json(result)["error"]["code"] == "bsms-not-encrypted"
+    assert not (home / "wallets" / "vault.json").exists()

@@ -217,3 +217,21 @@ def test_decimal_token_sizes():
     with pytest.raises(BadInput) as err:
         bsms.token_from_decimal(str(2**128))
     assert err.value.message == "a decimal BSMS TOKEN must be below 2^128"
+
+
+def test_a_plain_record_where_the_session_has_a_token_is_not_authenticated(vault):
+    """With a TOKEN the MAC is what shows a record is the coordinator's. A plain record handed over in
+    its place (anyone can write one, with a first address that matches its own descriptor) used to be
+    read as if the token had been checked."""
+    plain = bsms.descriptor_record(vault)
+    with pytest.raises(VerificationFailed) as err:
+        bsms.parse_descriptor_record(plain, Network.REGTEST, token=STANDARD)
+    assert err.value.code == "bsms-not-encrypted"
+    assert err.value.message == ("this BSMS descriptor record is not encrypted, but this session has a TOKEN: "
+                                 "nothing shows it comes from the coordinator")
+    key_record = bsms.signer_record(W.seed("bob"), PATH, Network.REGTEST, token=STANDARD, encrypt=False)
+    with pytest.raises(VerificationFailed) as err:
+        bsms.parse_signer_record(key_record, token=STANDARD)
+    assert err.value.code == "bsms-not-encrypted"
+    # TOKEN 00 is the no-encryption session: a plain record is what it expects
+    assert bsms.parse_descriptor_record(plain, Network.REGTEST, token="00").descriptor == vault

@@ -195,3 +195,26 @@ def test_fifteen_keys_is_the_maximum():
     assert wallet.policy == "15 of 15"
     script = wallet.witness_script(0, 0)
     assert script[0] == 0x5F and script[-2] == 0x5F and len(script) == 3 + 15 * 34
+
+
+XPUB = key_text(ABANDON, BIP48, branches="").split("]")[1]
+
+
+@pytest.mark.parametrize("text, message", [
+    # a number of thousands of digits used to escape as Python's ValueError (int/str digit limit): exit 70
+    (f"wsh(sortedmulti({'9' * 5000},{key_text(ABANDON, BIP48)}))",
+     "multisig threshold 999999999999... (5000 digits) is larger than the 1 keys"),
+    (f"wpkh([73c5da0a/{'9' * 5000}h]{XPUB}/<0;1>/*)",
+     "derivation index 999999999999... (5000 digits) in wpkh() key's origin is out of range (max 2147483647)"),
+    (f"wpkh({XPUB}/{'1' * 5000}/*)",
+     "derivation index 111111111111... (5000 digits) in wpkh() key's derivation is out of range (max 2147483647)"),
+    (f"wpkh({XPUB}/<{'1' * 5000};1>/*)",
+     "derivation index 111111111111... (5000 digits) in wpkh() key's multipath step is out of range "
+     "(max 2147483647)"),
+    (f"wpkh({XPUB}/4294967296/*)",
+     "derivation index 4294967296 in wpkh() key's derivation is out of range (max 2147483647)"),
+])
+def test_huge_numbers_are_descriptor_errors(text, message):
+    with pytest.raises(DescriptorError) as err:
+        WalletDescriptor.parse(text, Network.REGTEST)
+    assert err.value.message == message

@@ -43,6 +43,7 @@ def test_path_parsing_accepts_the_usual_spellings_and_says_what_is_wrong():
         "m/" + "/".join(["1h"] * 11): "--path has 11 steps; at most 10 are accepted",
         "m/84h/0h/0h": "--path coin type 0 is not regtest's (1)",
         "m/84h/2147483648h": "--path step 2 ('2147483648h') is above 2147483647",
+        "m/84h/" + "9" * 5000 + "h": "--path step 2 ('999999999999... (5000 digits)') is above 2147483647",
         "m84h": "--path 'm84h': expected m/ followed by steps, e.g. m/84h/1h/0h",
     }
     for text, message in cases.items():

@@ -146,6 +146,32 @@ def test_existing_name_is_refused_without_overwrite(tmp_path, made):
     assert keystore.open_seed(tmp_path, "vault", Secret("other")).fingerprint_hex == FP_BARE
 
 
+def test_a_keystore_made_meanwhile_is_never_replaced(tmp_path, made, monkeypatch):
+    """`create` checks the name, then spends seconds in Argon2id; another `key restore` of the same name
+    that finishes in between must keep its keystore (a rename over it would lose that seed's copy)."""
+    real_seal = keystore._seal
+
+    def seal_while_another_restore_lands(*args, **kwargs):
+        sealed = real_seal(*args, **kwargs)
+        install(tmp_path, made)  # the other process's keystore, written while we derived our key
+        return sealed
+
+    monkeypatch.setattr(keystore, "_seal", seal_while_another_restore_lands)
+    with pytest.raises(Refused) as caught:
+        keystore.create(tmp_path, "vault", Secret(MNEMONIC), Secret("other"), **FAST)
+    assert caught.value.code == "keystore-exists"
+    assert caught.value.message == "a keystore named 'vault' already exists"
+    assert keystore.keystore_path(tmp_path, "vault").read_bytes() == made
+    assert sorted(p.name for p in keystore.keystore_folder(tmp_path).iterdir()) == ["vault.json"]  # no temp left
+
+
+def test_a_new_keystore_is_whole_and_0600(tmp_path):
+    made_info = keystore.create(tmp_path, "fresh", Secret(MNEMONIC), Secret("hunter2"), **FAST)
+    assert stat.S_IMODE(made_info.path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in keystore.keystore_folder(tmp_path).iterdir()) == ["fresh.json"]
+    assert keystore.open_seed(tmp_path, "fresh", Secret("hunter2")).fingerprint_hex == FP_BARE
+
+
 @pytest.mark.parametrize("name", ["", "a" * 65, "../x", "a/b", "a.b", "a b", "é", "a\n", ".vault"])
 def test_bad_names(tmp_path, name):
     with pytest.raises(BadInput) as caught:

@@ -139,3 +139,29 @@ def test_detection(vault):
     assert mf.looks_like_multisig_file(mf.write(vault, "vault"))
     assert mf.looks_like_multisig_file("\n".join(key_lines(vault)))
     assert not mf.looks_like_multisig_file(vault.canonical())
+
+
+def test_a_key_line_cannot_smuggle_in_a_key_the_policy_never_counted(vault):
+    """A 1-of-1 file whose one key line carries ",[fp/path]tpub..." after the xpub must not become
+    a 1-of-2 wallet holding a key the Policy line never counted (the value went into descriptor text)."""
+    alice, bob = vault.keys[0], vault.keys[1]
+    smuggled = (f"{alice.origin.fingerprint.hex().upper()}: {alice.xpub.to_base58()}/<0;1>/*,"
+                f"[{bob.origin.fingerprint.hex()}/48h/1h/0h/2h]{bob.xpub.to_base58()}")
+    with pytest.raises(BadInput) as err:
+        mf.parse("\n".join(header(policy="1 of 1") + [smuggled]), Network.REGTEST)
+    assert err.value.message == "line 8: after the fingerprint comes one extended public key (base58 letters only)"
+
+
+@pytest.mark.parametrize("policy", ["1 of " + "9" * 5000, "9" * 5000 + " of 3"])
+def test_a_policy_with_thousands_of_digits_is_bad_input_not_a_crash(vault, policy):
+    with pytest.raises(BadInput) as err:
+        mf.parse("\n".join(header(policy=policy) + key_lines(vault)), Network.REGTEST)
+    assert err.value.message == f"line 4: Policy must read 'M of N', got {policy[:40]!r}"
+
+
+def test_a_derivation_step_with_thousands_of_digits_is_bad_input_not_a_crash(vault):
+    lines = header(policy="1 of 1", derivation="m/" + "9" * 5000 + "'") + key_lines(vault)[:1]
+    with pytest.raises(BadInput) as err:
+        mf.parse("\n".join(lines), Network.REGTEST)
+    assert err.value.message == ("derivation index 999999999999... (5000 digits) in key 1's origin is out of range "
+                                 "(max 2147483647)")

@@ -133,3 +133,13 @@ def test_corrupt_and_tampered_files(tmp_path):
     with pytest.raises(BadInput) as info:
         registry.load(tmp_path, "vault")
     assert info.value.message.startswith("the stored descriptor is invalid: descriptor checksum mismatch")
+
+
+def test_a_deeply_nested_wallet_file_is_corrupt_not_a_crash(tmp_path):
+    reg = registry.register(tmp_path, "vault", VAULT, Network.REGTEST)
+    reg.path.write_text("[" * 100_000)  # json.loads raises RecursionError, which used to escape (exit 70)
+    with pytest.raises(BadInput) as info:
+        registry.load(tmp_path, "vault")
+    assert info.value.message == "corrupt wallet file: nested too deeply" and info.value.where == str(reg.path)
+    with pytest.raises(BadInput):
+        registry.list_wallets(tmp_path)

@@ -93,6 +93,10 @@ INVALID = [
                                                           "without leading or trailing spaces"),
     ("control character", document(entry(ALICE, name="Ali\u200bce")),
      "custodian 1: the name contains a control or invisible character"),
+    ("line separator", document(entry(ALICE, name="Alice\u2028Bob")),   # shown as two lines on a screen
+     "custodian 1: the name contains a control or invisible character"),
+    ("paragraph separator", document(entry(ALICE, role="admin\u2029auditor")),
+     "custodian 1 (\"Alice\"): the role contains a control or invisible character"),
     ("name not text", document(entry(ALICE, name=7)), "custodian 1: the name must be text"),
     ("long role", document(entry(ALICE, role="r" * 101)),
      "custodian 1 (\"Alice\"): the role is longer than 100 characters"),

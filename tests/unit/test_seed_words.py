@@ -63,3 +63,15 @@ def test_fingerprints_with_and_without_the_passphrase():
                                           "fingerprint_without_passphrase": _bare_fingerprint(ABANDON, "")}
     assert with_phrase.fingerprint_hex != plain.fingerprint_hex
     assert len(with_phrase.seed.reveal()) == 64 and "TREZOR" not in repr(with_phrase)
+
+
+@pytest.mark.parametrize("typed", ["caf\u00e9 cr\u00e8me", "cafe\u0301 cre\u0300me", "\uff23\uff41\uff46\u00e9"])
+def test_a_passphrase_is_salted_in_nfkd_as_bip39_says(typed):
+    """BIP-39: salt = "mnemonic" + passphrase, both UTF-8 NFKD. An accented passphrase typed as NFC
+    (what keyboards produce), NFD, or with full-width letters must give the seed every other BIP-39
+    wallet derives; the expectation is the BIP's PBKDF2 computed here with hashlib alone."""
+    import unicodedata
+
+    expected = hashlib.pbkdf2_hmac("sha512", ABANDON.encode(),
+                                   ("mnemonic" + unicodedata.normalize("NFKD", typed)).encode(), 2048, 64)
+    assert SeedKey.from_mnemonic(Secret(ABANDON), Secret(typed)).seed.reveal() == expected

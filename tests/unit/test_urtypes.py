@@ -128,3 +128,18 @@ def test_crypto_account_structure_is_checked():
         "crypto-account master-fingerprint: a fingerprint is never 0")
     assert _message(U.decode_account, cbor2.dumps({1: 5, 2: [1]}), R) == (
         "crypto-account output 1: expected a script expression (tags 400-410), found an integer")
+
+
+def test_a_huge_integer_in_a_message_is_named_not_a_crash():
+    """cbor2 decodes a tag-2 bignum of thousands of digits; repr() of it raises ValueError (Python's
+    int/str digit limit), which used to escape as exit 70 while naming the bad map key or network."""
+    huge = 1 << 16_000
+    key = {3: b"\x02" + b"\x11" * 32}
+    assert _message(U.decode_output, _wpkh({**key, huge: 1}), R) == (
+        "crypto-output wpkh() key: unknown map key an integer")
+    network = {**key, 5: cbor2.CBORTag(305, {2: huge})}
+    assert _message(U.decode_output, _wpkh(network), R) == (
+        "crypto-output wpkh() key: use-info network an integer is neither mainnet (0) nor testnet (1)")
+    long_text = {**key, "x" * 100: 1}
+    assert _message(U.decode_output, _wpkh(long_text), R) == (
+        f"crypto-output wpkh() key: unknown map key {repr('x' * 100)[:37]}...")
