@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from coldsign.errors import BadInput, NotFound
+from coldsign.errors import BadInput, EnvironmentProblem, NotFound
 
 
 def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644) -> Path:
@@ -51,6 +51,11 @@ def read_limited(path: Path | str, limit: int, *, what: str = "file") -> bytes:
         raise NotFound(f"{what} not found", where=str(path)) from None
     except IsADirectoryError:
         raise BadInput(f"{what} is a folder, not a file", where=str(path)) from None
+    except PermissionError:
+        raise EnvironmentProblem(f"{what} cannot be read: permission denied", where=str(path),
+                                 hint="run as the user who owns it, or fix its permissions") from None
+    except OSError as err:
+        raise EnvironmentProblem(f"{what} cannot be read: {err.strerror or err}", where=str(path)) from None
     if len(data) > limit:
         raise BadInput(f"{what} is larger than the limit of {limit} bytes", where=str(path),
                        hint="check that this is the right file")

@@ -185,7 +185,7 @@ def sign(
             if gate is not None:
                 # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
                 # crash in between loses a signature, never lets the same request be signed twice.
-                gate.record_signed(psbt, registration)
+                gate.record_signed(psbt, registration, result)
             if session is not None:
                 # NOTE: digests of the serialized (binary BIP-174) PSBTs, whatever encoding the files use:
                 # the same digest the signing request and the ledger name.
@@ -269,14 +269,40 @@ class _PolicyGate:
                                        reason=reason)
             raise refusal(self.decision, self.in_force)
 
-    def record_signed(self, psbt, registration) -> None:
+    def record_signed(self, psbt, registration, result) -> None:
+        """Record the signing; first the same decision again, at the signing's own time and under the
+        ledger's write lock (Refused when a signing recorded meanwhile by another process, e.g. while
+        this one waited at the password prompt, now breaks a velocity limit, the nonce or the chain
+        tip, or when the request expired during the wait)."""
+        from datetime import datetime, timezone
+
+        from coldsign.cli.policy_evaluate import decide, refusal
+        from coldsign.errors import Refused
         from coldsign.psbt.codec import psbt_sha256
 
+        self.now = datetime.now(timezone.utc)
+
+        def recheck(ledger) -> None:
+            evaluated, decision = self.decision, decide(self.settings, self.in_force, self.bundle, psbt,
+                                                        registration, result, ledger, self.now)
+            self.decision = decision
+            if not decision.allowed:
+                raise refusal(decision, self.in_force)
+            if decision.rule != evaluated.rule:
+                raise Refused(f"the deciding rule changed while signing (rule {evaluated.rule!r} when the request "
+                              f"was evaluated, {decision.rule!r} now); nothing was written",
+                              code="policy-decision-changed", hint="sign again: the request is evaluated afresh")
+
         request = self.bundle.request
-        self.ledger.record_signed(nonce=request.nonce, psbt_sha256=psbt_sha256(psbt), wallet=registration.name,
-                                  amount_sat=self.decision.amount_sat, signed_at=self.now,
-                                  tip_height=request.tip_height, tip_hash=request.tip_hash,
-                                  rule=self.decision.rule)
+        try:
+            self.ledger.record_signed(nonce=request.nonce, psbt_sha256=psbt_sha256(psbt), wallet=registration.name,
+                                      amount_sat=self.decision.amount_sat, signed_at=self.now,
+                                      tip_height=request.tip_height, tip_hash=request.tip_hash,
+                                      rule=self.decision.rule, recheck=recheck)
+        except Refused as refused:
+            reason = "; ".join(f"{c.name}: {c.detail}" for c in self.decision.failures) or refused.message
+            self.ledger.record_refusal(time=self.now, nonce=request.nonce, rule=self.decision.rule, reason=reason)
+            raise
 
     def summary(self) -> dict:
         return {"name": self.in_force.policy.name, "version": self.in_force.policy.version,

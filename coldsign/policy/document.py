@@ -32,7 +32,8 @@ names stay importable from here too (see `__getattr__` at the end) for older cal
     [[rules]]                         # tried in order; the first whose conditions all hold decides
     name = "daily-to-exchange"
     wallets = ["treasury"]            # or "any"
-    destinations = ["exchange"]       # address-book names, or "any"
+    destinations = ["exchange"]       # address-book names, or "any"; an allow rule matches when every
+                                      # payment goes there, a deny rule when any payment does
     action = "allow"                  # optional: "allow" (default) | "deny"
     max_per_tx = "5 BTC"              # optional; amounts: "5 BTC", "0.5 BTC", "120000 sat"
     velocity = [{ window = "24h", max = "5 BTC" }]   # optional; durations "90m", "24h", "7d"
@@ -85,7 +86,7 @@ FORMAT = "coldsign-policy/1"
 DIGEST_TAG = b"coldsign/policy/v1\0"
 POLICY_MAX_BYTES = LIMITS.policy_file_max_bytes
 TEXT_MAX_CHARS = 200
-MAX_GAP = 100_000
+MAX_GAP = 10_000   # derivations per descriptor on every evaluation: two branches of this many
 MAX_WINDOW_SECONDS = 400 * 86_400
 MAX_SKEW_SECONDS = 86_400
 DEFAULT_SKEW_SECONDS = 300
@@ -104,8 +105,11 @@ class _Invalid(Exception):
 
 # ------------------------------------------------------------------ values
 
-_AMOUNT = re.compile(r"(\d+(?:\.\d+)?) ?(BTC|btc|sat|sats)")
+_AMOUNT = re.compile(r"(\d+(?:\.\d+)?) ?(BTC|btc|sat|sats)", re.ASCII)
 _DURATION = re.compile(r"(\d+)([smhd])")
+# NOTE: Python refuses to turn more than 4300 digits into an int (ValueError, CVE-2020-10735); a
+# duration this long is out of range, and is said so before any conversion.
+MAX_DIGITS = 20
 _HOURS = re.compile(r"(\d\d):(\d\d)-(\d\d):(\d\d)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -140,7 +144,7 @@ def parse_duration(value: object, path: str = "duration", *, allow_zero: bool = 
     m = _DURATION.fullmatch(value.strip()) if isinstance(value, str) else None
     if m is None:
         raise _Invalid(path, f'{_show(value)} is not a duration: write e.g. "90m", "24h" or "7d"')
-    seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    seconds = int(m.group(1)) * _UNITS[m.group(2)] if len(m.group(1)) <= MAX_DIGITS else maximum + 1
     if seconds == 0 and not allow_zero or seconds > maximum:
         low = "0" if allow_zero else "1s"
         raise _Invalid(path, f"{_show(value)} is not between {low} and {format_duration(maximum)}")
@@ -266,7 +270,10 @@ def _expires(value: object) -> str | None:
         raise _Invalid("expires", "needs a time zone: end it with Z (UTC) or an offset such as +02:00")
     if value.microsecond:
         raise _Invalid("expires", "give whole seconds")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:   # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise _Invalid("expires", f"{value.isoformat()} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_time(text: str) -> datetime:
@@ -498,6 +505,9 @@ def parse_policy(data: bytes | str, *, where: str | None = None) -> Policy:
     except tomllib.TOMLDecodeError as err:
         raise BadInput(f"the policy is not valid TOML: {err}", where=where, code="policy-document",
                        hint=FIX_HINT) from None
+    except ValueError:      # tomllib's int() of a number with more than 4300 digits
+        raise BadInput("the policy holds a number too long to read (more than 4300 digits)", where=where,
+                       code="policy-document", hint=FIX_HINT) from None
     try:
         return _policy(doc)
     except _Invalid as problem:
@@ -507,7 +517,9 @@ def parse_policy(data: bytes | str, *, where: str | None = None) -> Policy:
                        code="policy-document", hint=FIX_HINT) from None
 
 
-_HEADER = re.compile(r"\s*\[(\[)?\s*([A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(#.*)?$")
+# NOTE: linear in the line's length: no two neighbouring parts of the pattern match the same
+# characters (a lazy name between two `\s*` took cubic time on a long line of spaces).
+_HEADER = re.compile(r"[ \t]*\[(\[)?([A-Za-z0-9_.\- \t]*)\]\]?[ \t]*(#.*)?$")
 
 
 def _line_of(text: str, path: str) -> int | None:
@@ -529,8 +541,8 @@ def _line_of(text: str, path: str) -> int | None:
         current, seen = "", 0
         for number, line in enumerate(lines, 1):
             h = _HEADER.match(line)
-            if h:
-                current = h.group(2).replace(" ", "")
+            if h and h.group(2).strip():
+                current = h.group(2).replace(" ", "").replace("\t", "")
                 seen += bool(h.group(1)) and current == head
                 if key is None and current == table and wanted in (None, seen):
                     return number

@@ -13,7 +13,9 @@
    tip this signer recorded; its nonce was never signed; its wallet is the registration used; the
    policy is for the review's network.
 2. the rules, in order: the first rule whose conditions all hold (wallet, destinations, max per
-   transaction, each velocity window, fee caps, time window) decides. A "deny" rule refuses. An
+   transaction, each velocity window, fee caps, time window) decides. An "allow" rule's
+   destinations hold when every payment goes to them; a "deny" rule's when any payment does (one
+   more output elsewhere must not take a payment to a denied address past it). A "deny" rule refuses. An
    "allow" rule's approval requirement must be met: `threshold` distinct approvers holding the
    rule's group role, the initiator (requester) not among them unless the rule allows it, and among
    them a holder of each required role. When no rule's conditions hold, deny by default; each
@@ -104,9 +106,11 @@ def _request_checks(policy, bundle, review, ledger, now, wallet_name, psbt_sha25
     checks.append(Check("request created", created <= now + skew,
                         f"created {request.created}, signer's clock {at}, {skew_text}"
                         + ("" if created <= now + skew else ": created in the future")))
-    checks.append(Check("request expiry", now <= expires + skew,
-                        f"expires {request.expires}, signer's clock {at}, {skew_text}"
-                        + ("" if now <= expires + skew else ": expired")))
+    # NOTE: `now - skew`, not `expires + skew`: a request may expire at 9999-12-31T23:59:59Z, and
+    # adding the allowance to it would overflow datetime (a crash instead of a decision).
+    live = now - skew <= expires
+    checks.append(Check("request expiry", live, f"expires {request.expires}, signer's clock {at}, {skew_text}"
+                        + ("" if live else ": expired")))
     checks.append(_policy_expiry(policy, now))
     newest = ledger.newest_tip()
     fresh = newest is None or request.tip_height >= newest
@@ -183,15 +187,23 @@ def _destinations(rule: Rule, policy: Policy, review) -> Check:
     if missing:
         return Check("destinations", False, f"the address book has no entry {missing[0]!r}", rule.name)
     entries = [book[n] for n in rule.destinations]
-    allowed = {_normal(a) for e in entries for a in e.addresses}
-    outside = []
+    listed = {_normal(a) for e in entries for a in e.addresses}
+    inside, outside = [], []
     for out in payments:
-        if out.address is not None and _normal(out.address) in allowed:
-            continue
-        if out.address is not None and _in_descriptors(entries, out.script_pubkey, review.network):
-            continue
-        outside.append(f"output {out.index} ({out.address or 'no address'})")
+        where = f"output {out.index} ({out.address or 'no address'})"
+        if out.address is not None and (_normal(out.address) in listed
+                                        or _in_descriptors(entries, out.script_pubkey, review.network)):
+            inside.append(where)
+        else:
+            outside.append(where)
     names = ", ".join(rule.destinations)
+    if rule.action == "deny":
+        # NOTE: a deny rule's destinations match when ANY payment goes there: "every payment" would
+        # let one extra output to anywhere else slip a payment to a denied address past the rule.
+        if inside:
+            return Check("destinations", True, f"{', '.join(inside)} in the address book entries {names}",
+                         rule.name)
+        return Check("destinations", False, f"no payment ({len(payments)}) goes to {names}", rule.name)
     if outside:
         return Check("destinations", False, f"{', '.join(outside)} not in the address book entries {names}",
                      rule.name)

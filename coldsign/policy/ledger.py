@@ -15,7 +15,9 @@ How it stays whole:
     processes race.
 
 Order on the signer (`psbt sign --request`): evaluate -> read the seed -> sign -> check the new
-signatures -> `record_signed` (commit) -> write the signed PSBT. Recording comes *before* the
+signatures -> `record_signed` (evaluate again under the write lock, then commit) -> write the
+signed PSBT. The second evaluation closes a race: two signings started together both saw the
+ledger before either was recorded, and together could pass a velocity limit each passed alone. Recording comes *before* the
 output exists on purpose: a crash between the two leaves a claimed nonce and counted amount with no
 signed file (the coordinator asks again with a fresh request; velocity errs on the safe side), never
 a signed file whose nonce could be signed a second time.
@@ -53,7 +55,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from coldsign.errors import BadInput, EnvironmentProblem, Refused
 
@@ -136,11 +138,46 @@ def _moment(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
+DAMAGED_HINT = "do not delete it: keep it for the audit and ask the admins for a reset"
+
+
+class _Guarded:
+    """The SQLite connection, its errors said in coldsign's words: a file whose pages are damaged
+    opens fine and fails only on the first query ("database disk image is malformed"), which must
+    be BadInput `ledger-damaged` (exit 3), not a crash. A constraint violation stays an
+    IntegrityError for `record_signed`; a lock or a read-only file is EnvironmentProblem."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path):
+        self._connection, self._path = connection, path
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        try:
+            return self._connection.execute(sql, params)
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.OperationalError as e:
+            if any(word in str(e) for word in ("locked", "busy", "readonly", "read-only")):
+                raise EnvironmentProblem(f"the signer's ledger is busy or read-only: {e}", where=str(self._path),
+                                         code="ledger-busy", hint="another coldsign process holds it; wait for "
+                                         "it to finish") from None
+            raise _damaged(self._path, e) from None
+        except sqlite3.DatabaseError as e:
+            raise _damaged(self._path, e) from None
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _damaged(path: Path, error: Exception) -> BadInput:
+    return BadInput(f"the signer's ledger is damaged or not a ledger: {error}", where=str(path),
+                    code="ledger-damaged", hint=DAMAGED_HINT)
+
+
 class Ledger:
     """The ledger file, open. Use `Ledger.open(home)`; close it (or use `with`)."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path):
-        self._db = connection
+        self._db = _Guarded(connection, path)
         self.path = path
 
     # --- opening ---------------------------------------------------------------------------------
@@ -160,9 +197,7 @@ class Ledger:
             ledger = cls(db, path)
             ledger._migrate()
         except sqlite3.DatabaseError as e:
-            raise BadInput(f"the signer's ledger is damaged or not a ledger: {e}", where=str(path),
-                           code="ledger-damaged",
-                           hint="do not delete it: keep it for the audit and ask the admins for a reset") from None
+            raise _damaged(path, e) from None
         return ledger
 
     def _migrate(self) -> None:
@@ -214,14 +249,22 @@ class Ledger:
     # --- appending -------------------------------------------------------------------------------
 
     def record_signed(self, *, nonce: str, psbt_sha256: str, wallet: str, amount_sat: int,
-                      signed_at: datetime, tip_height: int, tip_hash: str, rule: str) -> None:
+                      signed_at: datetime, tip_height: int, tip_hash: str, rule: str,
+                      recheck: Callable[["Ledger"], None] | None = None) -> None:
         """Claim `nonce` and record the signing and its chain tip, in one transaction.
 
         A nonce already recorded is Refused (`nonce-replayed`) and nothing is written. Call this
         after the signatures are made and checked, before the signed PSBT is written out.
+
+        `recheck(ledger)` runs inside the transaction, holding the write lock, before anything is
+        written; whatever it raises rolls back and propagates. The signer re-makes its decision
+        there: another process may have recorded a signing since this one evaluated (while it
+        waited at the password prompt), and velocity and the chain tip must count it.
         """
         try:
             with self._transaction():
+                if recheck is not None:
+                    recheck(self)
                 self._db.execute("INSERT INTO signed (nonce, psbt_sha256, wallet, amount_sat, signed_at, "
                                  "tip_height, rule) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                  (nonce, psbt_sha256, wallet, amount_sat, _seconds(signed_at), tip_height, rule))
@@ -253,15 +296,11 @@ class Ledger:
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
 
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: _Guarded):
         self._db = db
 
     def __enter__(self):
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise EnvironmentProblem(f"the signer's ledger is busy or read-only: {e}", code="ledger-busy",
-                                     hint="another coldsign process holds it; wait for it to finish") from None
+        self._db.execute("BEGIN IMMEDIATE")     # busy or read-only: EnvironmentProblem (see _Guarded)
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

@@ -5,7 +5,8 @@ A **policy** is deny by default: its rules are tried in order and the first rule
 *conditions* all hold (wallet, destinations, amount, velocity, fee, time window, not expired)
 decides; that rule's *approval requirement* must then be met, or the request is refused naming
 the rule and what is missing. When no rule's conditions hold the request is refused, each rule
-saying why it did not match. `action = "deny"` rules refuse what they match.
+saying why it did not match. `action = "deny"` rules refuse what they match; a deny rule's
+destinations match when any payment goes to them (an allow rule's when every payment does).
 
 Amounts are satoshis; times are UTC; durations are seconds. People are `Approver`s named in the
 policy with their Ed25519 identity public key (coldsign.keys.identity) and roles; the admin quorum

@@ -192,3 +192,87 @@ def test_install_first_rollback_and_rotation(env):
     assert doc["quorum"]["signers"] == ["bob", "dave"]
     assert D.installed_policy(home).approver_by_key(bytes.fromhex(json.loads(frank.read_text())["signer"])).name \
         == "frank"
+
+
+# ------------------------------------------------------------------ two signings at once
+
+@pytest.mark.parametrize("second_rule", [False, True], ids=["one rule", "a permissive rule after it"])
+def test_two_signings_at_once_cannot_pass_a_velocity_limit_together(tmp_path, monkeypatch, second_rule):
+    """Signer alice, policy (tests/policykit.py) with a 24 h velocity of 200,000 sat; wallet "vault" is
+    walletkit's wpkh wallet (alice's seed). Requests by carol, approved by alice and bob: A pays
+    150,000 sat to EXTERNAL, B 140,000 sat (other coins). Each alone is within the limit, together
+    they are not. While signing A waits at the password prompt (the seed is read after the policy
+    decision), signing B runs to the end; A must then be refused, not recorded and not written.
+    With a second rule "anything" (any wallet and destination, 2 treasurers) A would now be allowed
+    by that rule: refused too, as a decision that changed after the operator saw it."""
+    from datetime import datetime, timezone
+
+    import policykit
+    import walletkit as W
+    from coldsign.cli import secrets
+    from coldsign.policy.document import parse_policy
+    from coldsign.policy.installed import install
+    from coldsign.policy.ledger import Ledger
+    from coldsign.policy.signatures import sign_policy
+
+    home, keys = tmp_path / "alice", policykit.IDENTITIES
+    text = policykit.treasury_policy(keys, velocity_24h="200000 sat")
+    if second_rule:
+        from coldsign.policy.examples import Person, Rule, policy_toml
+
+        text = policy_toml(network="regtest", exchange=[policykit.EXTERNAL_ADDRESS],
+                           people=[Person(n, k.public_hex, ("treasurer", "admin")) for n, k in keys.items()],
+                           rules=[Rule("exchange-daily", 2, "treasurer", wallets=("vault",), destinations=("exchange",),
+                                       max_per_tx="1 BTC", velocity_24h="200000 sat"),
+                                  Rule("anything", 2, "treasurer")])
+    text = text.encode()
+    policy = parse_policy(text)
+    install(home, text, [(f"{n}.sig", sign_policy(policy, keys[n])) for n in ("alice", "bob")], first=True,
+            now=datetime.now(timezone.utc))
+    words = W.write_mnemonic(tmp_path, "alice")
+    assert invoke("--home", home, "--network", "regtest", "wallet", "register", "--name", "vault", "--descriptor",
+                  W.descriptor("wpkh"), "--mnemonic-file", words, "--json").exit_code == 0
+    wallet = W.wallet("wpkh")
+    bundles = {}
+    for name, amount, first_index in (("a", 150_000, 0), ("b", 140_000, 2)):
+        _, psbt = W.honest("wpkh", payments=[(W.EXTERNAL_SCRIPT, amount)],
+                           coins=[W.coin(wallet, 0, first_index), W.coin(wallet, 0, first_index + 1)])
+        bundles[name] = tmp_path / f"{name}.bundle"
+        policykit.write_bundle(bundles[name], psbt.serialize(), keys["carol"], [keys["alice"], keys["bob"]],
+                               tip_height=100, tip_hash="00" * 32, memo=name)
+
+    def sign(name: str):
+        return invoke("--home", home, "psbt", "sign", "-", "--request", bundles[name], "--mnemonic-file", words,
+                      "--out", tmp_path / f"{name}.signed.psbt", "--json")
+
+    real_load_seed, others = secrets.load_seed, {}
+
+    def load_seed_while_b_signs(*args, **kwargs):
+        if "b" not in others:           # only A's prompt; B reads its seed at once
+            others["b"] = None
+            others["b"] = sign("b")
+        return real_load_seed(*args, **kwargs)
+
+    monkeypatch.setattr(secrets, "load_seed", load_seed_while_b_signs)
+    a = sign("a")
+    b = others["b"]
+    assert b.exit_code == 0, b.output
+    assert a.exit_code == 4, a.output
+    error = one_json(a)["error"]
+    if second_rule:
+        assert (error["code"], error["message"]) == (
+            "policy-decision-changed", "the deciding rule changed while signing (rule 'exchange-daily' when the "
+            "request was evaluated, 'anything' now); nothing was written")
+    else:
+        assert error["code"] == "policy-refused"
+        assert [(d["check"], d["detail"]) for d in error["details"]] == [
+            ("velocity 24h", "0.00140000 BTC signed + 0.00150000 BTC requested > 0.00200000 BTC limit"),
+            ("rules", "no rule's conditions hold (rules tried: exchange-daily): denied by default")]
+    assert not (tmp_path / "a.signed.psbt").exists() and (tmp_path / "b.signed.psbt").exists()
+    with Ledger.open(home) as ledger:
+        assert [e.amount_sat for e in ledger.signed()] == [140_000]
+        [refusal] = ledger.refusals()
+        assert refusal.reason == (error["message"] if second_rule else
+                                  "velocity 24h: 0.00140000 BTC signed + 0.00150000 BTC requested > 0.00200000 "
+                                  "BTC limit; rules: no rule's conditions hold (rules tried: exchange-daily): "
+                                  "denied by default")

@@ -431,3 +431,21 @@ def test_sigkill_during_bare_writes_leaves_one_whole_version(tmp_path, made):
     password = "hunter2" if path.read_bytes() == made else "correct horse"
     assert keystore.open_seed(tmp_path, "vault", Secret(password)).fingerprint_hex == FP_TREZOR
     print(f"bare write crash test: {leftovers} temp files left by kills")
+
+
+def test_an_unreadable_file_is_an_environment_problem_not_a_crash(tmp_path):
+    """A file the OS will not let us read is exit 7 naming it, not a crash: mode 000 for a normal user;
+    as root (CI) /proc/self/mem, whose first page cannot be read (EIO)."""
+    import os
+
+    from coldsign.errors import EnvironmentProblem
+    from coldsign.store import read_limited
+
+    path = tmp_path / "locked.json"
+    path.write_text("{}")
+    path.chmod(0)
+    if os.geteuid() == 0:
+        path = Path("/proc/self/mem")
+    with pytest.raises(EnvironmentProblem) as err:
+        read_limited(path, 10, what="roster")
+    assert err.value.message.startswith("roster cannot be read") and err.value.where == str(path)

@@ -158,6 +158,27 @@ def test_a_file_that_is_not_a_ledger_is_bad_input(tmp_path):
     assert err.value.message.startswith("the signer's ledger is damaged or not a ledger")
 
 
+def test_a_ledger_with_damaged_pages_is_bad_input_not_a_crash(tmp_path):
+    """The header is intact, so SQLite opens the file; the damage shows on the first query. Every
+    page after the second has 200 bytes of 0xff written over its start."""
+    with Ledger.open(tmp_path) as ledger:
+        for i in range(300):
+            record(ledger, f"{i:032x}", 1_000, NOW)
+    path = tmp_path / LEDGER_FILE
+    data = bytearray(path.read_bytes())
+    assert len(data) > 3 * 4096 and not (tmp_path / (LEDGER_FILE + "-wal")).exists()
+    for offset in range(2 * 4096, len(data), 4096):
+        data[offset:offset + 200] = b"\xff" * 200
+    path.write_bytes(bytes(data))
+    for use in (lambda: open_for_policy(tmp_path, None).signed_since("vault", NOW),
+                lambda: Ledger.open(tmp_path).ledger_id):
+        with pytest.raises(BadInput) as err:
+            use()
+        assert err.value.code == "ledger-damaged"
+        assert err.value.message == "the signer's ledger is damaged or not a ledger: database disk image is malformed"
+        assert err.value.where == str(path)
+
+
 def test_a_newer_schema_is_refused(tmp_path):
     raw = sqlite3.connect(tmp_path / LEDGER_FILE)
     raw.execute("PRAGMA user_version = 7")

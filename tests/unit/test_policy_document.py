@@ -179,6 +179,16 @@ PARSE_ERRORS = [
      'rules[2].approvals: is missing: an "allow" rule says who must approve ([rules.approvals])', 67),
     ("any among wallets", 'wallets = ["treasury"]', 'wallets = ["treasury", "any"]',
      'rules[1].wallets: "any" stands alone: wallets = "any"', 56),
+    # numbers too long for int() (Python's 4300-digit limit), times that leave the calendar in UTC:
+    # refused by field, not a crash (exit 70)
+    ("amount of 5000 digits", 'max_per_tx = "5 BTC"', f'max_per_tx = "{"1" * 5000} sat"',
+     f'rules[1].max_per_tx: "{"1" * 77}..." is not between 1 sat and 21 million BTC', 58),
+    ("duration of 5000 digits", 'window = "24h"', f'window = "{"1" * 5000}h"',
+     f'rules[1].velocity[1].window: "{"1" * 77}..." is not between 1s and 400d', 59),
+    ("expiry before year 1 in UTC", 'expires = "2099-12-31T23:59:59Z"', "expires = 0001-01-01T00:00:00+01:00",
+     "expires: 0001-01-01T00:00:00+01:00 is outside the years 1 to 9999 in UTC", 16),
+    ("expiry after 9999 in UTC", 'expires = "2099-12-31T23:59:59Z"', 'expires = "9999-12-31T23:59:59-01:00"',
+     "expires: 9999-12-31T23:59:59-01:00 is outside the years 1 to 9999 in UTC", 16),
 ]
 
 
@@ -217,6 +227,26 @@ def test_toml_syntax_size_and_encoding_are_bad_input():
     with pytest.raises(BadInput) as caught:
         D.parse_policy(b"\xff" + V1.encode())
     assert caught.value.message == "the policy is not UTF-8 text (byte 0)"
+
+
+def test_a_number_too_long_for_int_is_bad_input():
+    with pytest.raises(BadInput) as caught:
+        D.parse_policy(changed("version = 1", "version = " + "1" * 5000), where="p.toml")
+    assert (caught.value.message, caught.value.where, caught.value.code) == \
+        ("the policy holds a number too long to read (more than 4300 digits)", "p.toml", "policy-document")
+
+
+def test_finding_the_line_of_a_problem_takes_linear_time():
+    """A long line inside a multi-line string before the faulty field: the header pattern took cubic
+    time on it (4000 spaces: 40 s; 60,000 fit in the size limit: days)."""
+    import time
+
+    text = 'name = """\n[' + " " * 60_000 + 'x\n"""\nformat = "x"\n'
+    started = time.monotonic()
+    with pytest.raises(BadInput) as caught:
+        D.parse_policy(text, where="p.toml")
+    assert time.monotonic() - started < 5
+    assert (caught.value.message, caught.value.where) == ("admins: is missing", "p.toml")
 
 
 # ------------------------------------------------------------------ canonical form and digest

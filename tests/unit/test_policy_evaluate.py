@@ -449,3 +449,43 @@ def test_no_failing_bundle_is_ever_allowed(faults, catch_all):
         assert decision.failures
     else:
         assert not (decision.allowed and decision.rule == "exchange"), faults
+
+
+# --- a deny rule's destinations; a request expiring at the end of the calendar --------------------
+
+BLOCKED_BOOK = (AddressBookEntry("exchange", addresses=(EXTERNAL,)),
+                AddressBookEntry("blocked", addresses=(address_of(FRESH_SCRIPT, Network.REGTEST),)))
+DENY_BLOCKED = Rule(name="no-blocked", wallets=(ANY,), destinations=("blocked",), approvals=None, action="deny")
+
+
+def test_a_deny_rule_matches_when_any_payment_goes_to_its_destinations(tmp_path):
+    """One more output to an allowed address must not take a payment to a denied one past the deny
+    rule to a permissive rule after it."""
+    fresh = address_of(FRESH_SCRIPT, Network.REGTEST)
+    scenario = Scenario(book=BLOCKED_BOOK, rule=DENY_BLOCKED, more_rules=(CATCH_ALL,),
+                        payments=[(FRESH_SCRIPT, 100_000), (W.EXTERNAL_SCRIPT, 50_000)])
+    decision = scenario.run(tmp_path)
+    assert (decision.allowed, decision.rule) == (False, "no-blocked")
+    assert [(c.name, c.detail) for c in decision.failures] == [
+        ("action", "rule 'no-blocked' denies what it matches")]
+    matched = {c.name: c.detail for c in decision.checks if c.rule == "no-blocked"}
+    assert matched["destinations"] == f"output 0 ({fresh}) in the address book entries blocked"
+
+
+def test_a_deny_rule_does_not_match_when_no_payment_goes_there(tmp_path):
+    scenario = Scenario(book=BLOCKED_BOOK, rule=DENY_BLOCKED, more_rules=(CATCH_ALL,))
+    decision = scenario.run(tmp_path)
+    assert (decision.allowed, decision.rule) == (True, "catch-all")
+    [destinations] = [c for c in decision.checks if c.rule == "no-blocked" and c.name == "destinations"]
+    assert (destinations.passed, destinations.detail) == (False, "no payment (1) goes to blocked")
+
+
+def test_a_request_expiring_at_the_end_of_the_calendar_is_a_decision_not_a_crash(tmp_path):
+    """expires 9999-12-31T23:59:59Z plus the clock skew allowance is past datetime's range."""
+    scenario = Scenario(created=datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc), lifetime=3_599)
+    decision = scenario.run(tmp_path)
+    assert (decision.allowed, decision.rule) == (False, "exchange")
+    assert [(c.name, c.detail) for c in decision.failures] == [
+        ("request created", "created 9999-12-31T23:00:00Z, signer's clock 2025-03-04T14:05:00Z, clock skew "
+                            "allowance 300 s: created in the future")]
+    assert {c.name: c.passed for c in decision.checks}["request expiry"] is True
