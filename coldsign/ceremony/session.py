@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from coldsign.ceremony import events
 from coldsign.ceremony.log import CeremonyLog, Entry, canonical_json
-from coldsign.errors import BadInput
+from coldsign.errors import BadInput, Refused
 
 if TYPE_CHECKING:
     from coldsign.errors import ColdsignError
@@ -77,12 +77,38 @@ class CeremonySession:
         return appended
 
 
-def identity_key(seed) -> "IdentityKey":
-    """The identity key that signs the log: index IDENTITY_INDEX of `seed` (SLIP-10 Ed25519 only;
-    no Bitcoin key is derived)."""
-    from coldsign.keys.identity import IdentityKey
+def identity_key(seed, log: CeremonyLog | None = None) -> "IdentityKey":
+    """The identity key that signs the log (SLIP-10 Ed25519 only; no Bitcoin key is derived): the
+    one of `seed` that opened `log` — whichever identity index the custodian rotated to, up to
+    MAX_IDENTITY_SEARCH — else, for a new log, index IDENTITY_INDEX. A seed that holds no key of the
+    log's owner is refused: one log, one custodian (the auditor reports any other key as wrong-actor)."""
+    from coldsign.keys.identity import IdentityKey, fingerprint_of
 
-    return IdentityKey.from_seed(seed, IDENTITY_INDEX)
+    owner = _owner_key(log) if log is not None else None
+    if owner is None:
+        return IdentityKey.from_seed(seed, IDENTITY_INDEX)
+    for index in range(MAX_IDENTITY_SEARCH):
+        key = IdentityKey.from_seed(seed, index)
+        if key.public_key == owner:
+            return key
+    raise Refused(f"this seed holds no identity key of the custodian who keeps this ceremony log "
+                  f"({fingerprint_of(owner)})", where=str(log.path), code="log-owner",
+                  hint="use that custodian's keystore; each signer's log is kept by one custodian")
+
+
+MAX_IDENTITY_SEARCH = 16    # identity indexes tried when finding the key that opened a log
+
+
+def _owner_key(log: CeremonyLog) -> bytes | None:
+    contents = log.read()
+    return log_owner(contents.lines[0]) if contents.lines else None
+
+
+def log_owner(first_line: bytes) -> bytes:
+    """The public key of the custodian who opened the log: the first entry's actor."""
+    from coldsign.ceremony.log import parse_entry
+
+    return parse_entry(first_line).actor_key
 
 
 def review_digest(review) -> str:

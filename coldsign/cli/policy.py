@@ -273,7 +273,7 @@ def _ceremony_key(settings: Settings, keystore_name, mnemonic_file, passphrase_f
                                 "the identity key)")
     session.log.check_not_torn()
     return session, identity_key(load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file,
-                                           password_file))
+                                           password_file), session.log)
 
 
 @app.command()

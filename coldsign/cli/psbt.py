@@ -182,17 +182,21 @@ def sign(
             seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
             report = sign_psbt(psbt, result, registration.descriptor, seed)
             check_signatures(report, result)
+            if session is not None:
+                # NOTE: digests of the serialized (binary BIP-174) PSBTs, whatever encoding the files use:
+                # the same digest the signing request and the ledger name. Built (and checked) before the
+                # ledger claims the request, so a payload the log refuses cannot burn the request.
+                produced = events.signatures_produced(
+                    hashlib.sha256(psbt.serialize()).hexdigest(), hashlib.sha256(report.psbt.serialize()).hexdigest(),
+                    report.signed, result.txid, produced_outputs(result))
+                log_key = identity_key(seed, session.log)
             if gate is not None:
                 # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
                 # crash in between loses a signature, never lets the same request be signed twice.
                 gate.record_signed(psbt, registration, result)
             if session is not None:
-                # NOTE: digests of the serialized (binary BIP-174) PSBTs, whatever encoding the files use:
-                # the same digest the signing request and the ledger name.
-                session.record(events.SIGNATURES_PRODUCED, events.signatures_produced(
-                    hashlib.sha256(psbt.serialize()).hexdigest(), hashlib.sha256(report.psbt.serialize()).hexdigest(),
-                    report.signed, result.txid, produced_outputs(result)))
-                session.flush(identity_key(seed))            # on disk before the signed PSBT is
+                session.record(events.SIGNATURES_PRODUCED, produced)
+                session.flush(log_key)                       # on disk before the signed PSBT is
             _data, sha = write_psbt(out, report.psbt, binary)
         finally:
             if gate is not None:
@@ -210,7 +214,12 @@ def sign(
                             "key of the seed" + (f"; {err.hint}" if err.hint else ""))
                 raise
         session.record_refusal(refused)
-        session.flush(identity_key(seed))
+        try:
+            log_key = identity_key(seed, session.log)
+        except Refused as other:  # a seed that does not keep this log cannot log the refusal either
+            other.hint = f"the PSBT was refused first ({refused.code}: {refused.message}); {other.hint}"
+            raise
+        session.flush(log_key)
         raise
     doc = {**report.to_json(), "out": str(out), "sha256": sha, "seed": seed.fingerprints()}
     if gate is not None:

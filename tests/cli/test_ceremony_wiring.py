@@ -216,21 +216,34 @@ def test_a_review_refusal_is_logged_signed_and_names_the_rule(alice, tmp_path):
     assert_no_secret(CeremonyLog(home).path.read_text() + result.output)
 
 
-def test_a_refusal_after_the_seed_is_read_is_signed_by_that_seeds_identity(alice, unsigned, tmp_path):
-    """Bob's words on alice's wallet: refused (seed-not-in-wallet) once the seed is read; the entries
-    of that command are signed by bob's identity key, the key of the seed the command used."""
+def test_a_seed_that_does_not_keep_the_log_cannot_write_to_it(alice, unsigned, tmp_path):
+    """Bob's words on alice's signer: refused (seed-not-in-wallet) once the seed is read, and bob's identity
+    key may not sign entries into alice's log (one log, one custodian): nothing is appended, and the error
+    names both refusals."""
     home, words = alice
     ok("--home", home, "log", "open", "--participants", "alice,bob", "--mnemonic-file", words, "--json")
     result = invoke("--home", home, "psbt", "sign", unsigned[0], "--wallet", "vault", "--mnemonic-file",
                     W.write_mnemonic(tmp_path, "bob"), "--out", tmp_path / "signed.psbt", "--json")
     assert result.exit_code == 4, result.output
-    assert json.loads(result.stdout)["error"]["code"] == "seed-not-in-wallet"
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "log-owner"
+    assert error["message"] == ("this seed holds no identity key of the custodian who keeps this ceremony log "
+                                f"({ALICE.fingerprint})")
+    assert error["hint"].startswith("the PSBT was refused first (seed-not-in-wallet: ")
+    assert [e["event"] for e in show(home)] == ["ceremony-opened"]
+
+
+def test_a_rotated_identity_keeps_signing_its_own_log(alice, unsigned, tmp_path):
+    """A custodian who rotated to identity index 1 opens the log with it; psbt sign finds that key."""
+    home, words = alice
+    rotated = IdentityKey.from_seed(W.seed("alice"), 1)
+    ok("--home", home, "log", "open", "--participants", "alice", "--mnemonic-file", words, "--index", "1", "--json")
+    signed = invoke("--home", home, "psbt", "sign", unsigned[0], "--wallet", "vault", "--mnemonic-file", words,
+                    "--out", tmp_path / "signed.psbt", "--json")
+    assert signed.exit_code == 0, signed.output
     entries = show(home)
-    assert [(e["event"], e["actor"]) for e in entries] == [
-        ("ceremony-opened", ALICE.fingerprint), ("psbt-received", BOB.fingerprint),
-        ("review-shown", BOB.fingerprint), ("refusal", BOB.fingerprint)]
-    assert entries[3]["payload"]["rule"] == "seed-not-in-wallet"
-    _, problems = verify_log_bytes(CeremonyLog(home).path.read_bytes(), [ALICE.public_key, BOB.public_key])
+    assert {e["actor"] for e in entries} == {rotated.fingerprint} and len(entries) == 4
+    _, problems = verify_log_bytes(CeremonyLog(home).path.read_bytes(), [rotated.public_key])
     assert problems == []
 
 
