@@ -83,6 +83,17 @@ def _write_secret(path: Path, data: bytes | str) -> None:
     atomic_write(path, data, mode=SECRET_FILE_MODE)
 
 
+def _refuse_existing(path: Path, option: str) -> None:
+    """A secret file is never replaced: the one there may hold another seed's words (as `key new`)."""
+    from coldsign.errors import Refused
+
+    if path.is_dir():
+        raise BadInput(f"{option} is a folder; give a file name", where=str(path))
+    if path.exists():
+        raise Refused(f"the {option} file already exists: it may hold another seed's words", where=str(path),
+                      code="file-exists", hint="choose a new file name (and shred the old one if it is spent)")
+
+
 # --- split -------------------------------------------------------------------------------------
 
 def _parse_group(text: str) -> tuple[int, int]:
@@ -234,6 +245,8 @@ def combine_command(
     if show and not sys.stdout.isatty():
         raise UsageProblem("refusing to print the recovered words to a pipe or file",
                            hint="pass --mnemonic-out FILE, or run --show in a terminal")
+    if mnemonic_out is not None:
+        _refuse_existing(mnemonic_out, "--mnemonic-out")
     passphrase = _read_passphrase(passphrase_file)
     result = slip39.combine([_read_share(p, n) for n, p in enumerate(share_files, 1)])
     fingerprints = _fingerprints(result.mnemonic, passphrase, "recovered mnemonic")
@@ -308,8 +321,7 @@ def seedqr_command(
     from coldsign.keys import seedqr
 
     settings = settings_of(ctx, json_flag)
-    if out.exists() and out.is_dir():
-        raise BadInput("--out is a folder; give a file name ending in .png", where=str(out))
+    _refuse_existing(out, "--out")
     mnemonic, _where = _read_mnemonic(mnemonic_file)
     payload = seedqr.encode_compact(mnemonic) if compact else seedqr.encode_standard(mnemonic)
     png, version = seedqr_png(payload)

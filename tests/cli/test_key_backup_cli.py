@@ -369,3 +369,21 @@ def test_help_has_an_example(command):
     assert result.exit_code == 0
     assert f"Example: coldsign key {command}" in result.stdout
     assert "--json" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["combine", "seedqr"])
+def test_a_secret_file_that_exists_is_never_replaced(tmp_path, command):
+    """The file there may hold another seed's words: exit 4, its content untouched (as `key new`)."""
+    doc, _ = split_to(tmp_path, "shares", "--threshold", "2", "--shares", "2")
+    existing = tmp_path / "old-words.txt"
+    existing.write_text("another seed's words\n")
+    if command == "combine":
+        args = ["key", "combine", *[f["file"] for f in doc["files"]], "--mnemonic-out", str(existing), "--json"]
+    else:
+        args = ["key", "seedqr", "--mnemonic-file", str(W.write_mnemonic(tmp_path, "alice")), "--out",
+                str(existing), "--json"]
+    result = run(*args)
+    assert result.exit_code == 4, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "file-exists" and "may hold another seed's words" in error["message"]
+    assert existing.read_text() == "another seed's words\n"
