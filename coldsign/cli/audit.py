@@ -169,8 +169,11 @@ def _exit_if_failed(result, *, verdict_shown: bool) -> None:
     raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
 
 
-def _render_verify(result, path: Path) -> None:
+def _render_verify(result, path: Path, truncation_checked: bool = True) -> None:
     doc = result.to_json()
+    if not truncation_checked:
+        typer.echo("warning: no checkpoint (--checkpoint or --previous): entries cut off the end of this log "
+                   "could not be noticed", err=True)
     if result.ok:
         typer.echo(f"OK: {path}: {result.entries} entries verified"
                    + (f", checkpoint size {result.checkpoint.size} signed by "
@@ -208,7 +211,10 @@ def verify(
     settings = settings_of(ctx, json_flag)
     result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
                        network)
-    emit(settings, result.to_json(), lambda: _render_verify(result, path))
+    doc = result.to_json()
+    # NOTE: without any checkpoint a log cut short after its last entry looks whole: say so, not silently ok.
+    doc["truncation_checked"] = result.checkpoint is not None or previous_file is not None
+    emit(settings, doc, lambda: _render_verify(result, path, doc["truncation_checked"]))
     _exit_if_failed(result, verdict_shown=not settings.json)
 
 

@@ -132,6 +132,18 @@ def test_a_raw_log_with_its_checkpoint_and_a_previous_one(tmp_path):
     assert result.exit_code == 0, result.output
     doc = one_json(result)
     assert doc["ok"] and doc["source"] == "log" and doc["entries"] == 8 and doc["previous"]["size"] == 4
+    assert doc["truncation_checked"] is True
+
+    # a raw log alone: its cut-off tail could not be noticed — said, not silently ok
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(b"".join(lines[:6]))
+    alone = invoke("audit", "verify", cut, "--roster", roster, "--json")
+    assert alone.exit_code == 0 and one_json(alone)["truncation_checked"] is False
+    warned = invoke("audit", "verify", cut, "--roster", roster)
+    assert "warning: no checkpoint (--checkpoint or --previous)" in warned.output
+    with_previous = invoke("audit", "verify", cut, "--roster", roster, "--previous", log.checkpoints / "8.txt", "--json")
+    assert with_previous.exit_code == 5 and one_json(with_previous)["truncation_checked"] is True
     rollback = invoke("audit", "verify", tmp_path / "export.json", "--previous", log.checkpoints / "8.txt",
                       "--roster", roster, "--json")
     assert rollback.exit_code == 5
