@@ -17,6 +17,9 @@ Two ways to learn what the wallet's scripts hold, chosen by the URL:
 Everything else is the same in both modes: `getblockchaininfo` (tip, and the chain name: a node on
 another network than --network is refused, exit 7, naming both), `getrawtransaction` (without
 -txindex the node only finds mempool transactions; wallet mode falls back to `gettransaction`),
+`getrawtransaction TXID true` then `getblockheader` for the height of the block holding a
+transaction (`tx_height`; wallet mode falls back to `gettransaction` the same way; a node without
+-txindex in UTXO-set mode knows only mempool transactions, so a confirmed one is "unknown": None),
 `estimatesmartfee` (BTC/kvB → sat/vB), `testmempoolaccept`, `sendrawtransaction` (RPC errors
 -26/-25/-22 are the network refusing the transaction: `Refused`, exit 4, with the node's reason;
 -27 "already in the chain" returns the txid, so a repeated broadcast is harmless).
@@ -142,6 +145,47 @@ class BitcoindSource:
             raise nonsense(self.description, f"asked for transaction {txid}, got another one")
         return raw
 
+    def tx_height(self, txid: str) -> int | None:
+        txid = txid_argument(txid)
+        self._check_network()
+        what = "getrawtransaction"
+        try:
+            info = self._call("getrawtransaction", [txid, True])
+        except RpcError as e:
+            if e.code != RPC_INVALID_ADDRESS_OR_KEY:
+                raise self._problem("getrawtransaction", e) from None
+            what = "gettransaction"
+            info = self._wallet_transaction_doc(txid)
+            if info is None:
+                return None
+        expect(self.description, info, dict, what)
+        if expect_hash(self.description, expect_field(self.description, info, "txid", str, what),
+                       f"{what}.txid") != txid:
+            raise nonsense(self.description, f"{what} answered about another transaction than {txid}")
+        if "blockhash" not in info:
+            return None                                 # in the mempool (or conflicted, wallet)
+        block = expect_hash(self.description, info["blockhash"], f"{what}.blockhash")
+        # NOTE: 0 with a block hash is a block no longer in the active chain (getrawtransaction);
+        # negative is a conflicted wallet transaction (gettransaction). Neither is confirmed.
+        if expect_field(self.description, info, "confirmations", int, what) < 1:
+            return None
+        return self._block_height(block)
+
+    def _block_height(self, block: str) -> int | None:
+        """The height of `block` when it is in the active chain (getblockheader: confirmations -1
+        for a block off it, e.g. after a reorg between the two calls), else None."""
+        header = self.rpc("getblockheader", [block, True])
+        expect(self.description, header, dict, "getblockheader")
+        if expect_hash(self.description, expect_field(self.description, header, "hash", str, "getblockheader"),
+                       "getblockheader.hash") != block:
+            raise nonsense(self.description, f"getblockheader answered about another block than {block}")
+        height = expect_count(self.description, expect_field(self.description, header, "height", int,
+                                                             "getblockheader"), "getblockheader.height")
+        confirmations = expect_field(self.description, header, "confirmations", int, "getblockheader")
+        if confirmations < 1:
+            return None
+        return height
+
     def fee_rate(self, target_blocks: int) -> float:
         if isinstance(target_blocks, bool) or not 1 <= target_blocks <= MAX_FEE_TARGET:
             raise UsageProblem(f"a confirmation target of {target_blocks} blocks is outside 1–{MAX_FEE_TARGET}")
@@ -239,18 +283,25 @@ class BitcoindSource:
         return [activity(s, found[s], ()) for s in scripts]
 
     def _wallet_transaction(self, txid: str) -> bytes:
-        hint = ("a node without -txindex finds only mempool transactions; start it with -txindex=1 "
-                "or use /wallet/NAME")
-        if self.wallet is None:
-            raise NotFound(f"{self.description} does not know transaction {txid}", hint=hint)
-        try:
-            result = self._call("gettransaction", [txid, True], wallet=True)
-        except RpcError as e:
-            if e.code == RPC_INVALID_ADDRESS_OR_KEY:
-                raise NotFound(f"{self.description} does not know transaction {txid}", hint=hint) from None
-            raise self._problem("gettransaction", e) from None
+        result = self._wallet_transaction_doc(txid)
+        if result is None:
+            raise NotFound(f"{self.description} does not know transaction {txid}",
+                           hint="a node without -txindex finds only mempool transactions; start it "
+                                "with -txindex=1 or use /wallet/NAME")
         text = expect_field(self.description, result, "hex", str, "gettransaction")
         return expect_hex(self.description, text, "gettransaction.hex")
+
+    def _wallet_transaction_doc(self, txid: str) -> Any:
+        """The watch-only wallet's `gettransaction` answer (works without -txindex); None without a
+        wallet or when the wallet does not know the transaction."""
+        if self.wallet is None:
+            return None
+        try:
+            return self._call("gettransaction", [txid, True], wallet=True)
+        except RpcError as e:
+            if e.code == RPC_INVALID_ADDRESS_OR_KEY:
+                return None
+            raise self._problem("gettransaction", e) from None
 
     # -- the node and its network ----------------------------------------------------------------
 

@@ -6,10 +6,11 @@ another network than --network is refused, exit 7, naming both), `/blocks/tip/he
 `/blocks/tip/hash` (read height, hash, height again so the pair belongs together),
 `/scripthash/:hash/txs` for a script's history (up to 50 mempool transactions and the newest 25
 confirmed ones; older confirmed ones are paged with `/scripthash/:hash/txs/chain/:last_seen_txid`),
-`/scripthash/:hash/utxo` for its coins now, `/tx/:txid/hex`, `/fee-estimates` (sat/vB keyed by
-confirmation target) and `POST /tx` (the hex as body; a 400 answer is the network's refusal and
-becomes `Refused`, exit 4, with the server's text). The script hash is SHA-256 of the scriptPubKey,
-byte-reversed, as in Electrum's protocol.
+`/scripthash/:hash/utxo` for its coins now, `/tx/:txid/hex`, `/tx/:txid/status` (`confirmed`, and
+`block_height` when it is; a 404 is a transaction the server does not know: no height either),
+`/fee-estimates` (sat/vB keyed by confirmation target) and `POST /tx` (the hex as body; a 400
+answer is the network's refusal and becomes `Refused`, exit 4, with the server's text). The script
+hash is SHA-256 of the scriptPubKey, byte-reversed, as in Electrum's protocol.
 
 Esplora has no mempool acceptance test: `test_accept` only checks the transaction parses and answers
 `Acceptance(True, NOT_CHECKED)`; the real check is the broadcast itself.
@@ -100,6 +101,22 @@ class EsploraSource:
         if raw_transaction_txid(self.description, raw, f"/tx/{txid}/hex") != txid:
             raise nonsense(self.description, f"asked for transaction {txid}, got another one")
         return raw
+
+    def tx_height(self, txid: str) -> int | None:
+        txid = txid_argument(txid)
+        self._check_network()
+        path = f"/tx/{txid}/status"
+        answer = self._get(path, missing_ok=True)
+        if answer.status == 404:
+            return None
+        status = expect(self.description, self._parsed(answer, path), dict, path)
+        if not expect_field(self.description, status, "confirmed", bool, path):
+            return None
+        height = expect_count(self.description, expect_field(self.description, status, "block_height", int, path),
+                              f"{path}.block_height")
+        if "block_hash" in status:
+            expect_hash(self.description, status["block_hash"], f"{path}.block_hash")
+        return height
 
     def fee_rate(self, target_blocks: int) -> float:
         if isinstance(target_blocks, bool) or target_blocks < 1:
@@ -255,8 +272,11 @@ class EsploraSource:
         return self._get(path).text().strip()
 
     def _json(self, path: str) -> Any:
+        return self._parsed(self._get(path), path)
+
+    def _parsed(self, answer: HttpAnswer, path: str) -> Any:
         try:
-            return json.loads(self._get(path).body)
+            return json.loads(answer.body)
         except (ValueError, RecursionError):
             raise nonsense(self.description, f"the answer to {path} is not JSON") from None
 

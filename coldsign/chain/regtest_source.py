@@ -6,6 +6,8 @@ What each question is answered from:
                 (spent or not); its coins are the index's unspent outputs (immature coinbase
                 outputs included: they are the wallet's, and consensus refuses to spend them early)
   transaction   the index's raw transactions (confirmed only: this chain has no mempool)
+  tx_height     the index's height of the transaction's first output (every confirmed transaction
+                has one, OP_RETURN included); None for a transaction the chain does not hold
   fee_rate      no estimator (blocks hold only what coldsign mines): `REGTEST_FEE_RATE` always
   test_accept   what Bitcoin Core's mempool would check first, without mining: the transaction
                 decodes, is not a coinbase, spends no input twice, every input is an unspent
@@ -82,6 +84,26 @@ class RegtestSource:
 
     def transaction(self, txid: str) -> bytes:
         return self.chain.get_transaction(txid)
+
+    def tx_height(self, txid: str) -> int | None:
+        from coldsign.chain.regtest import parse_transaction
+        from coldsign.errors import NotFound
+
+        try:
+            raw = self.chain.get_transaction(txid)     # BadInput when not 64 hex digits
+        except NotFound:
+            return None
+        txid = txid.lower()
+        first = parse_transaction(raw, 0).vout[0].script_pubkey.data
+        # NOTE: read through the chain's public `outputs_paid_to` (the index keeps each output's
+        # height), not its private index; the transaction's output 0 is in the same block as it.
+        for output in self.chain.outputs_paid_to([first]):
+            if (output.txid, output.vout) == (txid, 0):
+                return output.height
+        raise EnvironmentProblem(f"the chain index holds transaction {txid} but not its output 0",
+                                 where=self.description, code="index-damaged",
+                                 hint="delete index.sqlite in the regtest folder; it is rebuilt from "
+                                      "the chain on the next open")
 
     def fee_rate(self, target_blocks: int) -> float:
         return REGTEST_FEE_RATE

@@ -77,6 +77,12 @@ class ChainSource(Protocol):
         """The raw transaction (NotFound when the source does not know it)."""
         ...
 
+    def tx_height(self, txid: str) -> int | None:
+        """The height of the block that holds the transaction in the source's best chain; None
+        while it is unconfirmed, or when the source does not know it. The watch half asks this of
+        a broadcast withdrawal that pays the wallet no change (no coin of its own to see)."""
+        ...
+
     def fee_rate(self, target_blocks: int) -> float:
         """The estimated fee rate in sat/vB to confirm within `target_blocks` blocks."""
         ...

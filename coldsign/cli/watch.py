@@ -243,7 +243,8 @@ def sync_cmd(
 ) -> None:
     """Ask the chain source for the wallet's coins (gap-limit scan of receive and change addresses).
 
-    All or nothing: a failed or interrupted sync leaves the database as it was.
+    All or nothing: a failed or interrupted sync leaves the database as it was. Broadcast
+    withdrawals the source finds in a block (with change or without) become confirmed.
 
     Example: coldsign watch sync vault --source bitcoind://127.0.0.1:8332?cookie=/var/lib/bitcoind/.cookie
     """
@@ -256,11 +257,13 @@ def sync_cmd(
         try:
             with _SyncProgress(source.description, quiet=settings.json) as progress:
                 result = sync(db, name, source, gap_limit=gap_limit, progress=progress)
+            from coldsign.cli.watch_send import settle
+
+            # the source settles withdrawals without change (no coin of the wallet shows them)
+            confirmed_psbts = settle(db, name, source)
         finally:
             source.close()
-        from coldsign.cli.watch_send import settle
-
-        doc = {**result.to_json(), "confirmed_psbts": settle(db, name)}
+        doc = {**result.to_json(), "confirmed_psbts": confirmed_psbts}
     emit(settings, doc, lambda: _render_sync(doc))
 
 

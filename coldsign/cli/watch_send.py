@@ -5,7 +5,8 @@ Thin: read the database and the chain source, call the pure builders (coldsign.w
 coldsign.watch.collect), store the PSBT and its status, render. A PSBT moves through the statuses
 created → partially_signed → final → broadcast → confirmed, never backwards. `confirmed` is set
 when the wallet's synced coins show the withdrawal's change output in a block (checked by every
-command here and by `watch psbts`).
+command here and by `watch psbts`), or when the chain source says the transaction is in a block
+(asked by `watch sync`: a withdrawal without change has no coin of the wallet to show).
 """
 
 from __future__ import annotations
@@ -55,14 +56,22 @@ def _advance(db, record, status: str, psbt: bytes | None = None):
     return db.set_psbt_status(record.id, status, psbt)
 
 
-def settle(db, name: str) -> list[int]:
-    """Mark broadcast withdrawals whose change the last sync saw in a block as confirmed; their ids."""
+def settle(db, name: str, source=None) -> list[int]:
+    """Mark broadcast withdrawals confirmed, and return their ids: those whose change the last sync
+    saw in a block, and, given a chain source, those it says are in a block (`tx_height`; the only
+    way to see a withdrawal without change confirmed). The source is asked only about broadcast
+    withdrawals the coins do not settle already."""
     from coldsign.watch.collect import confirmed
 
     coins = db.coins(name, include_spent=True)
     done = []
     for item in db.psbts(name):
-        if item.status == "broadcast" and confirmed(item.txid, coins):
+        if item.status != "broadcast":
+            continue
+        height = None
+        if source is not None and not confirmed(item.txid, coins):
+            height = source.tx_height(item.txid)
+        if confirmed(item.txid, coins, height):
             db.set_psbt_status(item.id, "confirmed")
             done.append(item.id)
     return done
@@ -380,7 +389,8 @@ def broadcast_cmd(
 def psbts_cmd(ctx: typer.Context, name: NameArg, json_flag: JsonFlag = False) -> None:
     """The wallet's withdrawals and their status.
 
-    Broadcast ones whose change the last sync saw in a block become confirmed.
+    Broadcast ones whose change the last sync saw in a block, or that the last `watch sync`'s
+    chain source placed in a block, are confirmed.
 
     Example: coldsign watch psbts vault --json
     """

@@ -118,7 +118,9 @@ def finalize_checked(psbt):
     return final
 
 
-def confirmed(txid: str, coins: Sequence) -> bool:
-    """Whether the wallet's synced coins show `txid` confirmed: an output of it (its change) was seen
-    in a block. A withdrawal without change shows no output of its own to the wallet; see the CLI."""
-    return any(c.txid == txid and c.height is not None for c in coins)
+def confirmed(txid: str, coins: Sequence, tx_height: int | None = None) -> bool:
+    """Whether `txid` is confirmed: the wallet's synced coins show an output of it (its change) in a
+    block, or the chain source gave the height of its block (`tx_height`, from
+    `ChainSource.tx_height`: how a withdrawal without change, which leaves the wallet no coin of
+    its own, is seen confirmed)."""
+    return tx_height is not None or any(c.txid == txid and c.height is not None for c in coins)

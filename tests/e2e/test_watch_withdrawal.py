@@ -13,6 +13,11 @@ For wpkh, sh(wpkh), tr (alice alone signs) and wsh 2-of-3 sortedmulti (alice and
 Checked: the balance and coins to the satoshi, computed from the amounts and the fee the mined
 transaction really paid; the change coin at 1/0; the fee rate within 1 sat/vB of 3 on the real
 size; the anti-fee-sniping locktime and RBF sequences; the PSBT ends confirmed.
+
+And a withdrawal WITHOUT change (wpkh): both coins (0.4 + 0.3 BTC) swept with `--subtract-fee` to
+the external P2WPKH; after broadcast (mined at once by the embedded chain) and one more block, the
+coins alone cannot show it confirmed (`watch psbts` still says broadcast), `watch sync` asks the
+chain source (`tx_height`) and the PSBT becomes confirmed with an empty wallet.
 """
 
 from __future__ import annotations
@@ -131,3 +136,46 @@ def test_pay_three_addresses_to_confirmed(kind, tmp_path, session_chain_dir):
         {o: sent["txid"] for o in spent}
     [item] = run(*coordinator, "watch", "psbts", "vault", "--json")["psbts"]
     assert item["status"] == "confirmed"
+
+
+def test_a_withdrawal_without_change_is_confirmed_by_the_sync(tmp_path, session_chain_dir):
+    from coldsign.chain.regtest_source import RegtestSource
+
+    home = tmp_path / "coordinator"
+    shutil.copytree(session_chain_dir, home / "regtest")
+    coordinator = ("--home", str(home), "--network", "regtest")
+    wallet = W.wallet("wpkh")
+    run(*coordinator, "watch", "import", "--name", "vault", "--descriptor", W.descriptor("wpkh"), "--json")
+    for index, amount in enumerate(FUNDS[:2]):
+        run(*coordinator, "regtest", "fund", wallet.address(0, index), f"{amount}sat", "--json")
+    assert run(*coordinator, "watch", "sync", "vault", "--json")["balance"]["confirmed_sat"] == sum(FUNDS[:2])
+
+    unsigned = tmp_path / "sweep.psbt"
+    sent = run(*coordinator, "watch", "send", "vault", "--to", f"{externals()[0]}:{sum(FUNDS[:2])}sat",
+               "--subtract-fee", "--fee-rate", str(FEE_RATE), "--out", str(unsigned), "--json")
+    assert sent["change"] is None and len(sent["inputs"]) == 2
+    assert sent["outputs"] == [{"address": externals()[0], "amount_sat": sum(FUNDS[:2]) - sent["fee_sat"]}]
+
+    words = W.write_mnemonic(tmp_path, "alice")
+    run("--home", str(tmp_path / "alice"), "--network", "regtest", "wallet", "register", "--name", "vault",
+        "--descriptor", W.descriptor("wpkh"), "--mnemonic-file", str(words), "--json")
+    signed = tmp_path / "signed.psbt"
+    run("--home", str(tmp_path / "alice"), "psbt", "sign", str(unsigned), "--wallet", "vault",
+        "--mnemonic-file", str(words), "--out", str(signed), "--json")
+    assert run(*coordinator, "watch", "collect", "vault", str(sent["psbt_id"]), str(signed), "--json")["final"]
+    assert run(*coordinator, "watch", "broadcast", "vault", str(sent["psbt_id"]), "--json")["status"] == "broadcast"
+    mined_at = run(*coordinator, "regtest", "mine", "--json")["height"] - 1   # broadcast mined the block before
+    [item] = run(*coordinator, "watch", "psbts", "vault", "--json")["psbts"]
+    assert item["status"] == "broadcast"         # no change coin: the last sync's coins cannot show it
+
+    with RegtestSource(home) as source:          # what the sync will ask
+        assert source.tx_height(sent["txid"]) == mined_at
+        assert source.tx_height(sent["txid"].upper()) == mined_at
+        assert source.tx_height("00" * 32) is None
+
+    after = run(*coordinator, "watch", "sync", "vault", "--json")
+    assert after["confirmed_psbts"] == [sent["psbt_id"]]
+    assert after["balance"] == {"confirmed_sat": 0, "unconfirmed_sat": 0, "total_sat": 0}
+    [item] = run(*coordinator, "watch", "psbts", "vault", "--json")["psbts"]
+    assert item["status"] == "confirmed"
+    assert run(*coordinator, "watch", "sync", "vault", "--json")["confirmed_psbts"] == []

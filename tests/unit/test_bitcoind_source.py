@@ -26,7 +26,7 @@ from chainfake import A, B, C, D, TIP_HASH, TX1, TX2, TX3, FakeServer, done, fak
 from coldsign.chain.bitcoind import BitcoindSource
 from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
 from coldsign.chain.sources import open_source
-from coldsign.errors import EnvironmentProblem, ExitStatus, NotFound, Refused
+from coldsign.errors import BadInput, EnvironmentProblem, ExitStatus, NotFound, Refused
 from coldsign.network import Network
 
 USER, PASSWORD = "coldsign", "correct-horse-battery"
@@ -240,6 +240,133 @@ def test_a_transaction_other_than_the_one_asked_for_is_nonsense(node):
         source(fake).transaction(TX2)
     assert caught.value.message == (f"nonsense from Bitcoin Core at 127.0.0.1:{fake.port}: "
                                     f"asked for transaction {TX2}, got another one")
+    done(fake)
+
+
+
+# -- tx_height: the block a transaction is in ------------------------------------------------------
+
+BLOCK_148 = "f46ad4af8ee9b14309dc6af7d7d9aac65c16b709d1c51aced874dc2099fa73ee"   # SHA-256 of "coldsign test block 148"
+
+
+def test_tx_height_is_the_height_of_the_block_header_holding_it(node):
+    fake = node(INFO, Call("getrawtransaction", [TX1, True], "getrawtransaction_tx1_verbose"),
+                Call("getblockheader", [BLOCK_148, True], "getblockheader_148"))
+    assert source(fake).tx_height(TX1.upper()) == 148
+    done(fake)
+
+
+def test_a_mempool_transaction_has_no_height_and_no_header_is_asked(node):
+    fake = node(INFO, Call("getrawtransaction", [TX3, True], "getrawtransaction_tx3_verbose"))
+    assert source(fake).tx_height(TX3) is None
+    done(fake)
+
+
+def test_utxo_set_mode_without_txindex_knows_no_height_of_a_confirmed_transaction(node):
+    """No -txindex, no wallet: getrawtransaction finds only the mempool; unknown is None, not an error."""
+    fake = node(INFO, Call("getrawtransaction", [TX2, True], "error_no_such_transaction", status=500))
+    assert source(fake).tx_height(TX2) is None
+    done(fake)
+
+
+def test_wallet_mode_asks_the_watch_only_wallet_without_txindex(node):
+    fake = node(INFO, Call("getrawtransaction", [TX2, True], "error_no_such_transaction"),
+                Call("gettransaction", [TX2, True], "gettransaction_tx2", wallet=True),
+                Call("getblockheader", [TIP_HASH, True], "getblockheader_150"),
+                Call("getrawtransaction", [TX3, True], "error_no_such_transaction"),
+                Call("gettransaction", [TX3, True], "gettransaction_tx3", wallet=True),
+                Call("getrawtransaction", [TX1, True], "error_no_such_transaction"),
+                Call("gettransaction", [TX1, True], "error_invalid_wallet_transaction", wallet=True))
+    chain = source(fake, wallet=WALLET)
+    assert chain.tx_height(TX2) == 150
+    assert chain.tx_height(TX3) is None          # 0 confirmations, no block hash
+    assert chain.tx_height(TX1) is None          # the wallet does not know it
+    done(fake)
+
+
+def test_a_block_that_left_the_active_chain_gives_no_height(node):
+    """A reorg between the two calls: getblockheader says confirmations -1 (not in the main chain)."""
+    fake = node(INFO, Call("getrawtransaction", [TX1, True], "getrawtransaction_tx1_verbose"),
+                Call("getblockheader", [BLOCK_148, True], "getblockheader_148_stale"))
+    assert source(fake).tx_height(TX1) is None
+    done(fake)
+
+
+@pytest.mark.parametrize("confirmations", [0, -2])
+def test_a_transaction_not_in_the_active_chain_or_conflicted_gives_no_height(node, confirmations):
+    """getrawtransaction: 0 with a block hash (a stale block); gettransaction: negative (conflicted)."""
+    doc = answer("getrawtransaction_tx1_verbose")
+    doc["result"]["confirmations"] = confirmations
+    fake = node(INFO, Call("getrawtransaction", [TX1, True], doc))
+    assert source(fake).tx_height(TX1) is None
+    done(fake)
+
+
+def test_tx_height_refuses_a_txid_that_is_not_one_before_asking(node):
+    fake = node()
+    with pytest.raises(BadInput) as caught:
+        source(fake).tx_height("b72e07cf")
+    assert caught.value.message == "'b72e07cf' is not a transaction id (64 hex digits)"
+    assert fake.requests == []
+
+
+def test_an_unknown_block_header_is_an_environment_problem(node):
+    fake = node(INFO, Call("getrawtransaction", [TX1, True], "getrawtransaction_tx1_verbose"),
+                Call("getblockheader", [BLOCK_148, True], "error_no_such_block", status=500))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake).tx_height(TX1)
+    assert caught.value.message == (f"Bitcoin Core at 127.0.0.1:{fake.port} answered getblockheader with RPC "
+                                    "error -5: Block not found")
+    done(fake)
+
+
+def _set(doc: dict, field: str, value: Any) -> dict:
+    if value is ANY:
+        del doc["result"][field]
+    else:
+        doc["result"][field] = value
+    return doc
+
+
+TX_NONSENSE = [
+    ("getrawtransaction_tx1_verbose", "txid", TX2, f"getrawtransaction answered about another transaction than {TX1}"),
+    ("getrawtransaction_tx1_verbose", "txid", ANY, "getrawtransaction has no 'txid'"),
+    ("getrawtransaction_tx1_verbose", "blockhash", "f46a", "getrawtransaction.blockhash is not 64 hex digits"),
+    ("getrawtransaction_tx1_verbose", "confirmations", ANY, "getrawtransaction has no 'confirmations'"),
+    ("getrawtransaction_tx1_verbose", "confirmations", "3", "getrawtransaction.confirmations is '3', not an integer"),
+    ("getrawtransaction_tx1_verbose", "confirmations", True, "getrawtransaction.confirmations is True, not an integer"),
+    ("getblockheader_148", "hash", TIP_HASH, f"getblockheader answered about another block than {BLOCK_148}"),
+    ("getblockheader_148", "height", -148, "getblockheader.height is negative"),
+    ("getblockheader_148", "height", Decimal("148.5"), "getblockheader.height is Decimal('148.5'), not an integer"),
+    ("getblockheader_148", "confirmations", ANY, "getblockheader has no 'confirmations'"),
+]
+
+
+@pytest.mark.parametrize("name,field,value,what", TX_NONSENSE, ids=[w for *_, w in TX_NONSENSE])
+def test_nonsense_about_a_transaction_or_its_block_is_an_environment_problem(node, name, field, value, what):
+    tx_doc, header = answer("getrawtransaction_tx1_verbose"), answer("getblockheader_148")
+    if name == "getblockheader_148":
+        header = _set(header, field, value)
+    else:
+        tx_doc = _set(tx_doc, field, value)
+    calls = [INFO, Call("getrawtransaction", [TX1, True], tx_doc)]
+    if name == "getblockheader_148":
+        calls.append(Call("getblockheader", [BLOCK_148, True], header))
+    fake = node(*calls)
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake).tx_height(TX1)
+    assert caught.value.message == f"nonsense from Bitcoin Core at 127.0.0.1:{fake.port}: {what}"
+    assert caught.value.code == "source-nonsense"
+    done(fake)
+
+
+def test_a_wallet_answer_about_another_transaction_is_nonsense(node):
+    fake = node(INFO, Call("getrawtransaction", [TX3, True], "error_no_such_transaction"),
+                Call("gettransaction", [TX3, True], "gettransaction_tx2", wallet=True))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake, wallet=WALLET).tx_height(TX3)
+    assert caught.value.message == (f"nonsense from Bitcoin Core at 127.0.0.1:{fake.port} (wallet '{WALLET}'): "
+                                    f"gettransaction answered about another transaction than {TX3}")
     done(fake)
 
 

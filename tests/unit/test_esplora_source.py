@@ -20,7 +20,8 @@ from chainfake import A, B, C, D, TIP_HASH, TX1, TX2, TX3, FakeServer, done, fak
 from coldsign.chain.esplora import NOT_CHECKED, EsploraSource
 from coldsign.chain.source import Acceptance, ScriptActivity, Tip, Unspent
 from coldsign.chain.sources import open_source
-from coldsign.errors import EnvironmentProblem, ExitStatus, NotFound, Refused, TransactionDecodeError
+from coldsign.errors import (BadInput, EnvironmentProblem, ExitStatus, NotFound, Refused,
+                             TransactionDecodeError)
 from coldsign.network import Network
 
 
@@ -164,6 +165,73 @@ def test_another_transaction_than_asked_is_nonsense(esplora):
     fake = esplora(GENESIS, Req(f"/tx/{TX2}/hex", "tx1_hex"))
     with pytest.raises(EnvironmentProblem, match=f"asked for transaction {TX2}, got another one"):
         source(fake).transaction(TX2)
+    done(fake)
+
+
+
+# -- tx_height: GET /tx/:txid/status -----------------------------------------------------------------
+
+def test_tx_height_is_the_block_height_of_the_status(esplora):
+    fake = esplora(GENESIS, Req(f"/tx/{TX2}/status", "tx_status_tx2"), Req(f"/tx/{TX3}/status", "tx_status_tx3"),
+                   Req(f"/tx/{TX1}/status", "tx_not_found"))
+    chain = source(fake)
+    assert chain.tx_height(TX2.upper()) == 150
+    assert chain.tx_height(TX3) is None             # in the mempool
+    assert chain.tx_height(TX1) is None             # a 404: the server does not know it
+    done(fake)
+
+
+def test_tx_height_refuses_a_txid_that_is_not_one_before_asking(esplora):
+    fake = esplora()
+    with pytest.raises(BadInput) as caught:
+        source(fake).tx_height(TX2[:-1] + "g")
+    assert caught.value.message == f"{TX2[:-1] + 'g'!r} is not a transaction id (64 hex digits)"
+    assert fake.requests == []
+
+
+def test_tx_status_5xx_is_retried_and_4xx_is_an_environment_problem(esplora):
+    fake = esplora(GENESIS, Req(f"/tx/{TX2}/status", {"status": 503, "body": ""}),
+                   Req(f"/tx/{TX2}/status", "tx_status_tx2"),
+                   Req(f"/tx/{TX3}/status", {"status": 400, "body": "Invalid hex string"}))
+    chain = source(fake)
+    assert chain.tx_height(TX2) == 150
+    with pytest.raises(EnvironmentProblem) as caught:
+        chain.tx_height(TX3)
+    assert caught.value.message == (f"Esplora at http://127.0.0.1:{fake.port} answered HTTP 400 to GET "
+                                    f"/tx/{TX3}/status: Invalid hex string")
+    done(fake)
+
+
+STATUS_NONSENSE = [
+    (b'{"confirmed": tr', "the answer to /tx/{t}/status is not JSON"),
+    ([True], "/tx/{t}/status is [True], not an object"),
+    ({"block_height": 150}, "/tx/{t}/status has no 'confirmed'"),
+    ({"confirmed": 1, "block_height": 150}, "/tx/{t}/status.confirmed is 1, not true/false"),
+    ({"confirmed": True}, "/tx/{t}/status has no 'block_height'"),
+    ({"confirmed": True, "block_height": None}, "/tx/{t}/status.block_height is None, not an integer"),
+    ({"confirmed": True, "block_height": "150"}, "/tx/{t}/status.block_height is '150', not an integer"),
+    ({"confirmed": True, "block_height": -1}, "/tx/{t}/status.block_height is negative"),
+    ({"confirmed": True, "block_height": 150, "block_hash": "8845"}, "/tx/{t}/status.block_hash is not 64 hex digits"),
+]
+
+
+@pytest.mark.parametrize("body,what", STATUS_NONSENSE, ids=[w.split(" ", 1)[1][:40] for _, w in STATUS_NONSENSE])
+def test_a_tx_status_not_in_the_documented_format_is_nonsense(esplora, body, what):
+    fake = esplora(GENESIS, Req(f"/tx/{TX2}/status", {"status": 200, "body": body}))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake).tx_height(TX2)
+    assert caught.value.message == f"nonsense from Esplora at http://127.0.0.1:{fake.port}: " + what.replace("{t}", TX2)
+    assert caught.value.code == "source-nonsense"
+    done(fake)
+
+
+def test_a_tx_status_over_the_size_limit_is_refused(esplora):
+    fake = esplora(GENESIS, Req(f"/tx/{TX2}/status", {"status": 200, "body": {"confirmed": False,
+                                                                              "padding": "x" * 5000}}))
+    with pytest.raises(EnvironmentProblem) as caught:
+        source(fake, max_bytes=4096).tx_height(TX2)
+    assert caught.value.message == (f"Esplora at http://127.0.0.1:{fake.port} sent an answer larger than "
+                                    "the limit of 4096 bytes")
     done(fake)
 
 

@@ -34,6 +34,8 @@ class MemoryChain:
         self.raw: dict[str, bytes] = {}
         self.scans: list[int] = []                       # how many scripts each scan asked about
         self.fetches: list[str] = []
+        self.mined: dict[str, int] = {}                  # spends placed in a block: txid -> height
+        self.height_asks: list[str] = []                 # the txids tx_height was asked about
         self._salt = 1000
 
     # -- shaping the chain
@@ -47,7 +49,8 @@ class MemoryChain:
         self.outputs[(txid, 0)] = {"script": script, "amount": amount, "height": height, "spent_by": None}
         return f"{txid}:0"
 
-    def spend(self, outpoint: str) -> str:
+    def spend(self, outpoint: str, height: int | None = None) -> str:
+        """A withdrawal of the whole coin to EXTERNAL_SCRIPT (no change); in a block at `height`."""
         from embit.script import Script
         from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
@@ -58,6 +61,8 @@ class MemoryChain:
         spender = tx.txid().hex()
         self.raw[spender] = tx.serialize()
         out["spent_by"] = spender
+        if height is not None:
+            self.mined[spender] = height
         return spender
 
     def undo(self, outpoint: str) -> None:
@@ -84,6 +89,12 @@ class MemoryChain:
     def transaction(self, txid: str) -> bytes:
         self.fetches.append(txid)
         return self.raw[txid]
+
+    def tx_height(self, txid: str) -> int | None:
+        self.height_asks.append(txid)
+        if txid in self.mined:
+            return self.mined[txid]
+        return next((o["height"] for (t, _), o in sorted(self.outputs.items()) if t == txid), None)
 
     def fee_rate(self, target_blocks: int) -> float:
         return 1.0
@@ -118,6 +129,10 @@ class BreaksAt(MemoryChain):
     def transaction(self, txid):
         self._tick("transaction")
         return super().transaction(txid)
+
+    def tx_height(self, txid):
+        self._tick("tx_height")
+        return super().tx_height(txid)
 
 
 WALLET = W.wallet("wpkh")
@@ -542,3 +557,69 @@ def test_a_coin_swept_away_unseen_is_forgotten_only_by_a_source_that_cannot_list
     assert f"coin {other} is no longer unspent, yet no transaction in its script's history spends it" \
         in err.value.message
     assert dump(db) == before
+
+
+# -- settling broadcast withdrawals (coldsign.cli.watch_send.settle, run by `watch sync`) -------------
+
+def test_a_withdrawal_without_change_is_confirmed_only_by_asking_the_source(db, chain):
+    """A sweep of the whole coin to an outside address leaves the wallet no coin of its own: before
+    `tx_height` it stayed `broadcast` for ever."""
+    from coldsign.cli.watch_send import settle
+
+    coin = chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    sweep = chain.spend(coin)                              # broadcast, still in the mempool
+    psbt_id = db.add_psbt("hot", b"psbt", sweep, status="broadcast")
+    sync(db, "hot", chain)
+
+    assert settle(db, "hot", chain) == [] and db.psbt(psbt_id).status == "broadcast"
+    assert chain.height_asks == [sweep]
+
+    chain.mined[sweep] = 201                               # mined
+    chain.height = 201
+    sync(db, "hot", chain)
+    assert settle(db, "hot") == []                         # the coins alone cannot tell
+    assert settle(db, "hot", chain) == [psbt_id]
+    assert db.psbt(psbt_id).status == "confirmed"
+    assert settle(db, "hot", chain) == [] and chain.height_asks == [sweep, sweep]   # confirmed: not asked again
+
+
+def test_a_withdrawal_whose_change_is_in_a_block_is_settled_without_asking_the_source(db, chain):
+    from coldsign.cli.watch_send import settle
+
+    coin = chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    spender = spend_with_change(chain, coin, 79_000)        # change 1/0 in block 160
+    psbt_id = db.add_psbt("hot", b"psbt", spender, status="broadcast")
+    sync(db, "hot", chain)
+
+    assert settle(db, "hot", chain) == [psbt_id]
+    assert chain.height_asks == []
+
+
+def test_only_broadcast_withdrawals_are_settled(db, chain):
+    """A final (never broadcast) PSBT of a transaction the chain holds stays final: status moves
+    forward only through `watch broadcast`."""
+    from coldsign.cli.watch_send import settle
+
+    coin = chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    sweep = chain.spend(coin, height=190)
+    final_id = db.add_psbt("hot", b"psbt", sweep, status="final")
+    created_id = db.add_psbt("hot", b"psbt", sweep)
+
+    assert settle(db, "hot", chain) == []
+    assert [db.psbt(i).status for i in (final_id, created_id)] == ["final", "created"]
+    assert chain.height_asks == []
+
+
+def test_a_source_failing_while_settling_is_an_environment_problem_and_changes_no_status(db, chain):
+    from coldsign.cli.watch_send import settle
+
+    coin = chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    psbt_id = db.add_psbt("hot", b"psbt", chain.spend(coin, height=201), status="broadcast")
+    broken = BreaksAt(chain, "tx_height", 1)
+    with pytest.raises(EnvironmentProblem, match="connection reset"):
+        settle(db, "hot", broken)
+    assert db.psbt(psbt_id).status == "broadcast"
