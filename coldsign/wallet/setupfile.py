@@ -120,7 +120,7 @@ def _check_first_address(descriptor: str, claimed: object, network: Network, sec
 def from_ur(ur_type: str, cbor: bytes, network: Network, *, script_type: str = "wpkh") -> SetupFile:
     """The descriptor of a scanned UR: a `crypto-output` as it is, or the `script_type` account of
     a `crypto-account` (wpkh, sh-wpkh, tr; wsh-multi gives a cosigner key, not a wallet)."""
-    from coldsign.wallet import urtypes
+    from coldsign.wallet import urtypes_decode as urtypes
 
     if ur_type == "crypto-output":
         output = urtypes.decode_output(cbor, network)

@@ -18,7 +18,7 @@ import walletkit as W
 from coldsign.cli.main import app
 from coldsign.network import Network
 from coldsign.qr import ur
-from coldsign.wallet import urtypes as U
+from coldsign.wallet import urtypes_decode as D
 from coldsign.wallet.descriptor import WalletDescriptor
 
 R = Network.REGTEST
@@ -80,7 +80,7 @@ def test_ur_crypto_output_single_part_decodes_to_the_descriptor(tmp_path, words)
     assert len(doc["ur"]) == 1 and doc["ur"][0].startswith("UR:CRYPTO-OUTPUT/")
     ur_type, cbor = ur.decode_single(doc["ur"][0], ur.REGISTRY_TYPES)
     assert cbor.hex() == doc["cbor_hex"]
-    assert U.decode_output(cbor, R).descriptor == doc["descriptor"]
+    assert D.decode_output(cbor, R).descriptor == doc["descriptor"]
     assert doc["xpub"] == embit_xpub("m/86h/1h/0h")
 
 
@@ -101,7 +101,7 @@ def test_ur_crypto_account_frames_scan_back_to_the_same_cbor(tmp_path, words):
     receipt = receive(ImageFiles(str(frames / "frame-*.png")), assembler, make_decoder())
     assert receipt.message.type == "crypto-account"
     assert receipt.message.data.hex() == doc["cbor_hex"]
-    account = U.decode_account(receipt.message.data, R)
+    account = D.decode_account(receipt.message.data, R)
     assert [o.keys[0].xpub() for o in account.outputs] == [
         embit_xpub(p) for p in ("m/49h/1h/0h", "m/84h/1h/0h", "m/48h/1h/0h/2h", "m/86h/1h/0h")]
 
@@ -186,7 +186,6 @@ def test_help_has_an_example():
 def test_bsms_signer_record_encrypted_with_a_token_file(tmp_path, words):
     """BIP-129's decimal token form, from a file (a token is never an option value): the record comes
     out encrypted, and decrypting it with the same token gives a record whose signature verifies."""
-    from coldsign.network import Network
     from coldsign.wallet import bsms
 
     token = tmp_path / "token.txt"

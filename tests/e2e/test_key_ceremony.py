@@ -110,7 +110,7 @@ def test_dice_split_restore_keystore_export(tmp_path):
     from coldsign.qr.decoders import make_decoder
     from coldsign.qr.scan import ImageFiles, receive
     from coldsign.qr.transport import Assembler
-    from coldsign.wallet.urtypes import decode_output
+    from coldsign.wallet.urtypes_decode import decode_output
 
     receipt = receive(ImageFiles(str(frames / "frame-*.png")), Assembler(ur_types=ur.SUPPORTED_TYPES +
                                                                           ur.REGISTRY_TYPES), make_decoder())

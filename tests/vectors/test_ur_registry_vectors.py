@@ -19,6 +19,7 @@ from coldsign.keys.seed import SeedKey
 from coldsign.network import Network
 from coldsign.qr import ur
 from coldsign.wallet import urtypes as U
+from coldsign.wallet import urtypes_decode as D
 
 VECTORS = json.loads((Path(__file__).parent / "ur_registry" / "bcr_vectors.json").read_text())
 TYPES = ur.SUPPORTED_TYPES + ur.REGISTRY_TYPES
@@ -34,7 +35,7 @@ def _ur_cbor(vector) -> bytes:
 
 @pytest.mark.parametrize("vector", VECTORS["crypto-output"], ids=lambda v: v["source"][:30])
 def test_crypto_output_vectors_decode(vector):
-    out = U.decode_output(_ur_cbor(vector))
+    out = D.decode_output(_ur_cbor(vector))
     expected = vector["descriptor"].replace("'", "h")
     if "Vector 4" in vector["source"]:
         # the example xpub's depth/child number disagree with its origin: compare key and chain code
@@ -57,7 +58,7 @@ def test_crypto_output_vectors_decode(vector):
 
 def test_crypto_hdkey_vector_1_is_a_private_master_key():
     data = _ur_cbor(VECTORS["crypto-hdkey"][0])
-    key = U.decode_hdkey(cbor2.loads(data))
+    key = D.decode_hdkey(cbor2.loads(data))
     master = bip32.HDKey.from_string(VECTORS["crypto-hdkey"][0]["xprv"])
     assert key.is_master and key.is_private
     assert key.key_data == b"\x00" + master.key.secret and key.chain_code == master.chain_code
@@ -66,7 +67,7 @@ def test_crypto_hdkey_vector_1_is_a_private_master_key():
 def test_crypto_hdkey_vector_2_decodes_to_its_tpub_and_encodes_back():
     vector = VECTORS["crypto-hdkey"][1]
     data = _ur_cbor(vector)
-    key = U.decode_hdkey(cbor2.loads(data), Network.TEST)
+    key = D.decode_hdkey(cbor2.loads(data), Network.TEST)
     assert key.testnet and key.origin == (44 | H, 1 | H, 1 | H, 0, 1)
     assert key.xpub() == vector["xpub"]
     mine = U.hdkey_map(bytes.fromhex(vector["key_data"]), bytes.fromhex(vector["chain_code"]), Network.TEST,
@@ -78,7 +79,7 @@ def test_crypto_hdkey_vector_2_decodes_to_its_tpub_and_encodes_back():
 def test_crypto_account_vector_decodes_and_our_encoder_reproduces_it():
     vector = VECTORS["crypto-account"][0]
     data = _ur_cbor(vector)
-    account = U.decode_account(data, Network.MAIN)
+    account = D.decode_account(data, Network.MAIN)
     assert account.master_fingerprint.hex() == vector["master_fingerprint"]
     seed = SeedKey.from_mnemonic(Secret(vector["mnemonic"]))
     assert seed.fingerprint.hex() == vector["master_fingerprint"]
