@@ -16,6 +16,12 @@ is none). Signing under the policy then refuses a ledger that is missing or anot
 (`coldsign.policy.ledger.open_for_policy`) until the admins install a new version: that install
 records the new ledger's id, a deliberate, signed reset.
 
+Reading trusts none of these files (`load_installed`): the text must match the recorded digest,
+and the signatures kept in the record must still make the admin quorum of the policy that authorised
+it (the previous version, read from the archive, or the policy itself for a first install). So
+swapping installed.toml, or installed.json with self-made signatures, or deleting the record, is
+VerificationFailed (exit 5: "policy-tampered", "policy-record-missing"), and signing refuses.
+
 Writes go archive copy -> record -> text, each atomic; the record is the commit point, and a crash
 between record and text is healed on reading from the archive copy the record names. The ledger is
 created (when missing) after every check passed and before the record: a refused install writes
@@ -31,7 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-from coldsign.errors import Refused, VerificationFailed
+from coldsign.errors import ColdsignError, Refused, VerificationFailed
 from coldsign.limits import LIMITS
 from coldsign.policy.document import is_expired, parse_policy, policy_digest
 from coldsign.policy.model import Policy
@@ -51,35 +57,175 @@ def policy_folder(home: Path) -> Path:
     return Path(home) / "policy"
 
 
-def load_installed(home: Path) -> InstalledPolicy | None:
-    """The installed policy and its record, or None when none is installed. VerificationFailed when
-    the text does not match the digest its record names (and no archive copy does)."""
+ARCHIVE_NAME = re.compile(r"archive/v(\d+)-([0-9a-f]{16})\.toml")
+
+
+def _tampered(message: str, where: Path, *, code: str = "policy-tampered", details: list[dict] | None = None,
+              hint: str = "someone changed the policy folder: restore it from the signer's backup, or install "
+                          "the signed policy again in a fresh home") -> VerificationFailed:
+    return VerificationFailed(message, where=str(where), code=code, hint=hint, details=details)
+
+
+def _archived_versions(folder: Path) -> list[tuple[int, str]]:
+    """(version, file name) of each archive copy, by the names install gives them."""
+    archive = folder / "archive"
+    if not archive.is_dir():
+        return []
+    found = []
+    for path in archive.iterdir():
+        m = ARCHIVE_NAME.fullmatch(f"archive/{path.name}")
+        if m:
+            found.append((int(m.group(1)), path.name))
+    return sorted(found)
+
+
+def _read_record(path: Path) -> dict:
+    """installed.json with the fields the checks need, each of the right shape (else policy-tampered)."""
     from coldsign.store import read_limited
 
-    folder = policy_folder(home)
-    record_path = folder / "installed.json"
-    if not record_path.exists():
+    def damaged(what: str) -> VerificationFailed:
+        return _tampered(f"the installed policy record is damaged: {what}", path)
+
+    try:
+        record = json.loads(read_limited(path, RECORD_MAX_BYTES, what="installed policy record"))
+    except (ValueError, UnicodeDecodeError):
+        raise damaged("not JSON") from None
+    if not isinstance(record, dict):
+        raise damaged("not a JSON object")
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def digest_hex(value) -> bool:
+        return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+    if not digest_hex(record.get("digest")):
+        raise damaged('"digest" is not 64 lower-case hex digits')
+    if not whole(record.get("version")):
+        raise damaged('"version" is not a whole number')
+    previous = record.get("previous", "missing")
+    if previous is not None and not (isinstance(previous, dict) and digest_hex(previous.get("digest"))
+                                     and whole(previous.get("version"))):
+        raise damaged('"previous" is neither null nor {"digest", "version"}')
+    if not isinstance(record.get("signatures"), list):
+        raise damaged('"signatures" is not a list')
+    if not (isinstance(record.get("archive"), str) and ARCHIVE_NAME.fullmatch(record["archive"])):
+        raise damaged('"archive" is not an archive/v<version>-<digest prefix>.toml name')
+    return record
+
+
+def _policy_at(path: Path, digest: bytes) -> Policy | None:
+    """The policy in `path` when the file is there, parses, and has `digest`; else None."""
+    from coldsign.errors import BadInput
+    from coldsign.store import read_limited
+
+    if not path.is_file():
         return None
     try:
-        record = json.loads(read_limited(record_path, RECORD_MAX_BYTES, what="installed policy record"))
-        digest = bytes.fromhex(record["digest"])
-    except (ValueError, KeyError, TypeError):
-        raise VerificationFailed("the installed policy record is damaged", where=str(record_path),
-                                 code="policy-installed",
-                                 hint="reinstall the policy with its admin signatures") from None
-    candidates = [folder / "installed.toml"]
-    if isinstance(record.get("archive"), str) and re.fullmatch(r"archive/v\d+-[0-9a-f]{16}\.toml", record["archive"]):
-        candidates.append(folder / record["archive"])
-    for path in candidates:
-        if not path.exists():
-            continue
-        text = read_limited(path, LIMITS.policy_file_max_bytes, what="installed policy")
-        policy = parse_policy(text, where=str(path))
-        if policy_digest(policy) == digest:
-            return InstalledPolicy(policy=policy, digest=digest, record=record)
-    raise VerificationFailed("the installed policy does not match the digest its record names",
-                             where=str(folder / "installed.toml"), code="policy-installed",
-                             hint="someone edited it: reinstall the signed policy")
+        policy = parse_policy(read_limited(path, LIMITS.policy_file_max_bytes, what="installed policy"),
+                              where=str(path))
+    except BadInput:
+        return None
+    return policy if policy_digest(policy) == digest else None
+
+
+def _authority(folder: Path, policy: Policy, record: dict, record_path: Path) -> Policy | None:
+    """Whose admins had to sign the installed policy: the previous version (from the archive) the
+    record names, or None for the first install (the policy itself)."""
+    previous = record["previous"]
+    if previous is None:
+        # A first install cannot come after other versions: a record rewritten as "first" so that the
+        # policy's own (new) keys authorise it is caught by the older copies the archive still holds.
+        own = record["archive"].removeprefix("archive/")
+        earlier = [name for version, name in _archived_versions(folder)
+                   if version <= policy.version and name != own]      # a torn next install may leave a later one
+        if earlier:
+            raise _tampered(f"the record says v{policy.version} was the first policy installed, but the archive "
+                            f"holds other versions up to it ({', '.join(earlier)})", record_path)
+        return None
+    name = f"archive/v{previous['version']}-{previous['digest'][:16]}.toml"
+    authority = _policy_at(folder / name, bytes.fromhex(previous["digest"]))
+    if authority is None:
+        raise _tampered(f"the previous version the record names (v{previous['version']}, digest "
+                        f"{previous['digest'][:16]}…) is not in the archive as {name}, so nobody can tell "
+                        f"whose admins authorised the installed policy", folder / name)
+    if authority.version != previous["version"] or authority.version >= policy.version \
+            or authority.network != policy.network:
+        raise _tampered(f"the previous version in the archive (v{authority.version}, {authority.network}) cannot "
+                        f"have authorised the installed v{policy.version} ({policy.network})", folder / name)
+    return authority
+
+
+def _check_signatures(policy: Policy, authority: Policy | None, record: dict, record_path: Path) -> None:
+    """The signatures kept in the record must still make the authority's admin quorum over this text."""
+    signatures = []
+    for n, entry in enumerate(record["signatures"], 1):
+        source = entry.get("file") if isinstance(entry, dict) else None
+        source = source if isinstance(source, str) else f"signature {n}"
+        doc = {k: v for k, v in entry.items() if k != "file"} if isinstance(entry, dict) else entry
+        try:
+            signatures.append((source, PolicySignature.from_json(doc, where=source)))
+        except ColdsignError as err:
+            raise _tampered(f"signature {n} in the installed policy record is damaged: {err.message}",
+                            record_path) from None
+    report = check_quorum(policy, signatures, authority)
+    if not report.met:
+        auth = report.authority
+        whose = ("the policy itself (first install)" if authority is None
+                 else f'the previous version "{auth.name}" v{auth.version}')
+        got = ", ".join(a.name for a in report.signers) or "nobody"
+        raise _tampered(f"the signatures recorded for the installed policy do not make the admin quorum that "
+                        f'had to authorise it: {auth.admins.threshold} of the approvers holding '
+                        f'"{auth.admins.role}" in {whose}; counted: {got}', record_path,
+                        details=[{"code": "signature-counts" if c.counts else "signature-ignored",
+                                  "message": f"{c.source}: {c.reason or 'counts'}"} for c in report.checks])
+
+
+def load_installed(home: Path) -> InstalledPolicy | None:
+    """The installed policy and its record, or None when none is installed.
+
+    Nothing in the home folder is taken on trust: VerificationFailed (exit 5) when the text does not
+    match the digest its record names (and no archive copy does, the torn-install case), when the
+    record's signatures do not make the admin quorum of the policy that authorised it (the previous
+    version, from the archive, or the policy itself for the first install), when the record names a
+    previous version the archive does not hold, or when installed.toml or archived versions are there
+    without the record (code "policy-record-missing"). Costs two parses and one quorum check.
+
+    What it cannot catch: someone who can write the home folder replacing *everything* (record,
+    text and archive) by a history that starts with a first install of their own. Only a check
+    against something outside the folder (the ceremony log, the witnesses' digest) tells that apart.
+    """
+    folder = policy_folder(home)
+    record_path, text_path = folder / "installed.json", folder / "installed.toml"
+    if not record_path.exists():
+        # install writes archive -> record -> text: the text never exists without the record
+        if text_path.exists():
+            raise _tampered("installed.toml is there but its record installed.json is missing: the installed "
+                            "policy cannot be checked", record_path, code="policy-record-missing")
+        archived = [name for _, name in _archived_versions(folder)]
+        if archived:
+            raise _tampered(f"the archive holds installed policies ({', '.join(archived)}) but the record "
+                            f"installed.json is missing", record_path, code="policy-record-missing",
+                            hint="if the very first install was interrupted, move policy/archive aside and install "
+                                 "again; otherwise restore the policy folder from the signer's backup")
+        return None
+    record = _read_record(record_path)
+    digest = bytes.fromhex(record["digest"])
+    policy = _policy_at(text_path, digest)
+    if policy is None:
+        # Only a torn install (crash after the record, the commit point) leaves installed.toml missing
+        # or still the previous version: then the archive copy the record names is the policy.
+        previous = record["previous"]
+        torn = not text_path.exists() or (previous is not None
+                                          and _policy_at(text_path, bytes.fromhex(previous["digest"])) is not None)
+        policy = _policy_at(folder / record["archive"], digest) if torn else None
+    if policy is None:
+        raise _tampered("the installed policy does not match the digest its record names", text_path)
+    if policy.version != record["version"]:
+        raise _tampered(f"the record says version {record['version']} but the installed policy is version "
+                        f"{policy.version}", record_path)
+    _check_signatures(policy, _authority(folder, policy, record, record_path), record, record_path)
+    return InstalledPolicy(policy=policy, digest=digest, record=record)
 
 
 def installed_policy(home: Path) -> Policy | None:

@@ -57,6 +57,16 @@ class PolicySignature:
             doc = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise bad("the signature file is not JSON") from None
+        return cls.from_json(doc, where=where)
+
+    @classmethod
+    def from_json(cls, doc: object, *, where: str | None = None) -> "PolicySignature":
+        """A signature document already decoded (a file's JSON, or one entry of installed.json
+        without its "file" name), strictly: BadInput naming the field."""
+        def bad(message: str) -> BadInput:
+            return BadInput(message, where=where, code="policy-signature",
+                            hint="check that this is a file written by `coldsign policy approve-doc`")
+
         wanted = {"format", "version", "policy_digest", "policy_version", "signer", "signature"}
         if not isinstance(doc, dict) or set(doc) != wanted:
             raise bad(f"the signature file must hold exactly the fields {', '.join(sorted(wanted))}")
