@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from coldsign.amounts import format_btc
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
 from coldsign.errors import UsageProblem
 
@@ -278,7 +279,7 @@ def balance_cmd(ctx: typer.Context, name: NameArg, json_flag: JsonFlag = False) 
         record, _wallet = wallet_of(db, name)
         doc = {"wallet": name, **db.balance(name).to_json(), "tip_height": record.tip_height}
     emit(settings, doc, lambda: typer.echo(
-        f"{name}: {_btc(doc['confirmed_sat'])} confirmed, {_btc(doc['unconfirmed_sat'])} unconfirmed "
+        f"{name}: {format_btc(doc['confirmed_sat'])} confirmed, {format_btc(doc['unconfirmed_sat'])} unconfirmed "
         f"(as of block {doc['tip_height']})"))
 
 
@@ -309,10 +310,6 @@ def _console():
     return Console(highlight=False, markup=False)
 
 
-def _btc(sat: int) -> str:
-    return f"{sat / 100_000_000:.8f} BTC"
-
-
 def _render_wallet(doc: dict, *, title: str) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -331,8 +328,8 @@ def _render_wallet(doc: dict, *, title: str) -> None:
     if "balance" in doc:
         balance = doc["balance"]
         synced = f"block {doc['tip_height']}" if doc["tip_height"] is not None else "never synced"
-        console.print(f"balance: {_btc(balance['confirmed_sat'])} confirmed, "
-                      f"{_btc(balance['unconfirmed_sat'])} unconfirmed ({synced}); {doc['coins']} coin(s)")
+        console.print(f"balance: {format_btc(balance['confirmed_sat'])} confirmed, "
+                      f"{format_btc(balance['unconfirmed_sat'])} unconfirmed ({synced}); {doc['coins']} coin(s)")
         console.print(Text.assemble("next receive address: ", (doc["next_receive"]["address"], "bold"),
                                     f" (0/{doc['next_receive']['index']})"))
         for item in doc["psbts"]:
@@ -347,7 +344,7 @@ def _render_list(doc: dict) -> None:
         return
     table = Table("name", "network", "confirmed", "unconfirmed", "synced at")
     for item in doc["wallets"]:
-        table.add_row(item["name"], item["network"], _btc(item["confirmed_sat"]), _btc(item["unconfirmed_sat"]),
+        table.add_row(item["name"], item["network"], format_btc(item["confirmed_sat"]), format_btc(item["unconfirmed_sat"]),
                       str(item["tip_height"]) if item["tip_height"] is not None else "never")
     _console().print(table)
 
@@ -379,8 +376,8 @@ def address_qr_lines(address: str) -> list[str]:
 def _render_sync(doc: dict) -> None:
     console = _console()
     console.print(f"Synced {doc['wallet']} to block {doc['tip']['height']}: {len(doc['new_coins'])} new coin(s), "
-                  f"{len(doc['spent_coins'])} spent; balance {_btc(doc['balance']['confirmed_sat'])} confirmed, "
-                  f"{_btc(doc['balance']['unconfirmed_sat'])} unconfirmed")
+                  f"{len(doc['spent_coins'])} spent; balance {format_btc(doc['balance']['confirmed_sat'])} confirmed, "
+                  f"{format_btc(doc['balance']['unconfirmed_sat'])} unconfirmed")
 
 
 def _render_coins(doc: dict) -> None:
@@ -390,12 +387,12 @@ def _render_coins(doc: dict) -> None:
     table.columns[0].overflow = "fold"
     for coin in doc["coins"]:
         state = f" spent by {coin['spent_by'][:16]}…" if coin["spent_by"] else ""
-        table.add_row(coin["outpoint"], _btc(coin["amount_sat"]), f"{coin['change']}/{coin['index']}",
+        table.add_row(coin["outpoint"], format_btc(coin["amount_sat"]), f"{coin['change']}/{coin['index']}",
                       str(coin["height"]) if coin["height"] is not None else "mempool",
                       (coin["label"] or "") + state)
     console = _console()
     console.print(table)
-    console.print(f"unspent total: {_btc(doc['total_sat'])}")
+    console.print(f"unspent total: {format_btc(doc['total_sat'])}")
 
 
 class _SyncProgress:

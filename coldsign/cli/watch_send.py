@@ -22,7 +22,6 @@ from coldsign.cli.watch import (CameraOpt, ImagesOpt, NameArg, SourceOpt, TextOp
 from coldsign.errors import NotFound, Refused, UsageProblem
 
 DEFAULT_TARGET_BLOCKS = 6
-_ORDER = ("created", "sent", "partially_signed", "final", "broadcast", "confirmed")
 
 PsbtIdArg = Annotated[int, typer.Argument(help="the withdrawal's PSBT id (see `coldsign watch psbts NAME`)")]
 OutOpt = Annotated[Optional[Path], typer.Option("--out", help="also write the unsigned PSBT (binary) here")]
@@ -51,7 +50,9 @@ def _parse_to(text: str, network):
 
 def _advance(db, record, status: str, psbt: bytes | None = None):
     """Move a PSBT forward to `status` (never back); store new bytes when given."""
-    if _ORDER.index(status) < _ORDER.index(record.status):
+    from coldsign.watch.db import PSBT_STATUSES  # listed in their order
+
+    if PSBT_STATUSES.index(status) < PSBT_STATUSES.index(record.status):
         status = record.status
     return db.set_psbt_status(record.id, status, psbt)
 

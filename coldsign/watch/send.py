@@ -284,14 +284,14 @@ def build_replacement(wallet, psbt, fee_rate, *, wallet_name: str | None = None)
     change_weight = CS.selection_terms(wallet, [])["change_output_weight"]
     available = old.fee_sat + old_change
 
-    def needed(weight: int) -> tuple[int, int]:
+    def needed(weight: int) -> tuple[int, int, int]:
+        """(fee a replacement must pay, vsize, fee `rate` asks) for a transaction of `weight`."""
         vsize = S.vsize(weight)
         asked = math.ceil(rate * vsize)
-        return max(asked, old.fee_sat + INCREMENTAL_RELAY_FEE_RATE * vsize), vsize
+        return max(asked, old.fee_sat + INCREMENTAL_RELAY_FEE_RATE * vsize), vsize, asked
 
     weight1 = CS.transaction_weight(candidates, fixed, change_weight if changes else 0)
-    fee1, vsize1 = needed(weight1)
-    asked1 = math.ceil(rate * vsize1)
+    fee1, vsize1, asked1 = needed(weight1)
     if asked1 < fee1:
         minimum = Fraction(fee1, vsize1)
         raise Refused(f"at {fee_rate} sat/vB the replacement would pay {asked1} sat; BIP-125 needs at least "
@@ -305,7 +305,7 @@ def build_replacement(wallet, psbt, fee_rate, *, wallet_name: str | None = None)
         fee, vsize = fee1, vsize1
     else:
         weight0 = CS.transaction_weight(candidates, fixed)
-        fee0, vsize0 = needed(weight0)
+        fee0, vsize0, _ = needed(weight0)
         if available < fee0:
             what = f"the change of {old_change} sat" if changes else "there is no change output to reduce and it"
             raise Refused(f"{what} cannot pay the replacement's fee: {fee0 - available} sat missing "

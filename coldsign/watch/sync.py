@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from coldsign.amounts import MAX_MONEY_SAT
 from coldsign.chain.source import ChainSource, ScriptActivity, Tip
 from coldsign.errors import EnvironmentProblem, UsageProblem
 from coldsign.watch.db import MAX_GAP_LIMIT, Balance, CoinRecord, WatchDB
@@ -36,7 +37,6 @@ from coldsign.watch.db import MAX_GAP_LIMIT, Balance, CoinRecord, WatchDB
 # Scripts asked about in one `scan` call: big enough to keep round trips few, small enough
 # that one answer stays a modest document for an HTTP source.
 SCAN_BATCH = 200
-MAX_AMOUNT_SAT = 21_000_000 * 100_000_000
 _TXID_RE = re.compile(r"[0-9a-f]{64}")
 # A block height is below 500,000,000: consensus reads a larger locktime as a time, and the tip
 # becomes the next withdrawal's anti-fee-sniping locktime (and SQLite stores at most 2**63 - 1).
@@ -150,6 +150,8 @@ def sync(db: WatchDB, wallet_name: str, source: ChainSource, *, gap_limit: int |
     spent: dict[str, str] = {}
     forgotten: list[str] = []
     fetched: dict[str, object] = {}
+    seen: list[str] | None = None
+    stored: dict[str, bytes] | None = None
     for outpoint, held in before.items():
         if held.spent_by is not None or outpoint in found:
             continue
@@ -162,10 +164,13 @@ def sync(db: WatchDB, wallet_name: str, source: ChainSource, *, gap_limit: int |
             # The spender is often not in the script's own history as a source tells it (Bitcoin
             # Core's wallet lists only what paid an address): look among every transaction this
             # sync saw (a withdrawal pays its change to us), then the withdrawals stored here.
-            seen = dict.fromkeys(t for _, a in asked.values() for t in a.txids)
-            spender = _find_spender(source, held, list(seen), fetched)
+            # Both lists are gathered once, at the first coin that needs them.
+            if seen is None:
+                seen = list(dict.fromkeys(t for _, a in asked.values() for t in a.txids))
+            spender = _find_spender(source, held, seen, fetched)
             if spender is None:
-                stored = {t: raw for t in db.known_txids() if (raw := db.transaction_raw(t)) is not None}
+                if stored is None:
+                    stored = {t: raw for t in known_txids if (raw := db.transaction_raw(t)) is not None}
                 spender = _find_spender(source, held, list(stored), fetched, stored)
         if spender is None and getattr(source, "lists_spends", True):
             raise _nonsense(source, f"coin {outpoint} is no longer unspent, yet no transaction "
@@ -224,7 +229,7 @@ def _scan(source: ChainSource, scripts: list[bytes]) -> list[ScriptActivity]:
                 raise _nonsense(source, f"{txid!r} is not a txid")
         for coin in activity.unspent:
             if (not _TXID_RE.fullmatch(coin.txid) or not 0 <= coin.vout < 2**32
-                    or not 0 <= coin.amount_sat <= MAX_AMOUNT_SAT
+                    or not 0 <= coin.amount_sat <= MAX_MONEY_SAT
                     or (coin.height is not None and not 0 <= coin.height < MAX_HEIGHT)):
                 raise _nonsense(source, f"coin {coin.outpoint} of {coin.amount_sat} sat "
                                         f"at height {coin.height}")
