@@ -130,3 +130,18 @@ def test_send_with_qr_animates_the_psbt(vault):
     assert "showed 1 frame(s) of UR psbt, 1 part(s)" in result.output   # qr show's own report
     [written] = (vault / "psbts").iterdir()   # without --out the PSBT is written in the home folder
     assert written.read_bytes().startswith(b"psbt\xff")
+
+
+def test_send_takes_the_fee_rate_from_the_source_and_coins_by_label(vault):
+    """--target-blocks asks the chain source (the embedded chain answers 2 sat/vB); --from-label spends only the
+    coins labelled so (the 0.3 BTC coin at 0/1), and a label no coin has is refused."""
+    coins = ok(vault, "watch", "utxos", "vault", "--json")["coins"]
+    small = next(c for c in coins if c["amount_sat"] == 30_000_000)
+    ok(vault, "watch", "label", "vault", small["outpoint"], "payroll", "--json")
+    sent = ok(vault, "watch", "send", "vault", "--to", f"{destination()}:0.1", "--target-blocks", "3",
+              "--from-label", "payroll", "--json")
+    assert [i["outpoint"] for i in sent["inputs"]] == [small["outpoint"]]
+    assert 2 <= sent["fee_rate_sat_vb"] < 3
+    err = error(invoke(vault, "watch", "send", "vault", "--to", f"{destination()}:0.1", "--fee-rate", "2",
+                       "--from-label", "rent", "--json"), 3)
+    assert err["message"] == "no unspent coin of this wallet is labelled 'rent'"
