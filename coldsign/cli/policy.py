@@ -33,7 +33,8 @@ def _console(stderr: bool = False):
     return Console(highlight=False, markup=False, stderr=stderr)
 
 
-def _read_policy(file: Path):
+def read_policy_file(file: Path):
+    """(bytes, Policy) of a policy file, read once and bounded; BadInput names the file."""
     from coldsign.limits import LIMITS
     from coldsign.policy.document import parse_policy
     from coldsign.store import read_limited
@@ -185,7 +186,7 @@ def show(
                            hint="give a policy file, or install one (coldsign policy install)")
         policy, source = found.policy, "installed"
     else:
-        _, policy = _read_policy(file)
+        _, policy = read_policy_file(file)
         source = str(file)
     doc = {"source": source, **policy_view(policy, policy_digest(policy))}
     emit(settings, doc, lambda: render_policy(doc))
@@ -220,7 +221,7 @@ def approve_doc(
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
-    _, policy = _read_policy(file)
+    _, policy = read_policy_file(file)
     key = load_identity(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file, index)
     signature = sign_policy(policy, key)
     target = out or file.with_name(f"{file.stem}.v{policy.version}.{key.fingerprint}.sig.json")
@@ -311,7 +312,7 @@ def install(
     from coldsign.policy.installed import install as install_policy
 
     settings = settings_of(ctx, json_flag)
-    data, policy = _read_policy(file)
+    data, policy = read_policy_file(file)
     _check_network(settings, policy)
     signed = _read_signatures(signatures)
     session, key = _ceremony_key(settings, keystore_name, mnemonic_file, passphrase_file, password_file)
@@ -358,7 +359,7 @@ def verify(
     from coldsign.policy.signatures import check_quorum
 
     settings = settings_of(ctx, json_flag)
-    _, policy = _read_policy(file)
+    _, policy = read_policy_file(file)
     signed = _read_signatures(signatures)
     current = load_installed(settings.home)
     report = check_quorum(policy, signed, current.policy if current else None)
@@ -381,8 +382,4 @@ def verify(
 
 
 # `policy evaluate` lives in its own module and registers itself on `app`.
-try:
-    import coldsign.cli.policy_evaluate  # noqa: E402,F401
-except ModuleNotFoundError as missing:  # not written yet
-    if missing.name != "coldsign.cli.policy_evaluate":
-        raise
+import coldsign.cli.policy_evaluate  # noqa: E402,F401

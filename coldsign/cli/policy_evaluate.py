@@ -35,16 +35,12 @@ class PolicyInForce:
 
 def policy_in_force(settings: Settings, policy_file: Path | None) -> PolicyInForce | None:
     """The installed policy (checked against `policy_file` when given), else `policy_file`, else None."""
-    from coldsign.limits import LIMITS
-    from coldsign.policy.document import parse_policy, policy_digest
+    from coldsign.cli.policy import read_policy_file
+    from coldsign.policy.document import policy_digest
     from coldsign.policy.installed import load_installed
-    from coldsign.store import read_limited
 
     installed = load_installed(settings.home)
-    given = None
-    if policy_file is not None:
-        given = parse_policy(read_limited(policy_file, LIMITS.policy_file_max_bytes, what="policy file"),
-                             where=str(policy_file))
+    given = read_policy_file(policy_file)[1] if policy_file is not None else None
     if installed is None:
         return None if given is None else PolicyInForce(given, policy_digest(given), None)
     if given is not None and policy_digest(given) != installed.digest:
@@ -55,13 +51,24 @@ def policy_in_force(settings: Settings, policy_file: Path | None) -> PolicyInFor
     return PolicyInForce(installed.policy, installed.digest, installed.record)
 
 
-def decide(settings: Settings, in_force: PolicyInForce, bundle, psbt, registration, result, ledger, now: datetime):
+def no_policy(settings: Settings) -> UsageProblem:
+    """The error for a request to evaluate on a signer with no policy installed and no --policy."""
+    return UsageProblem(f"no policy is installed in {settings.home} to evaluate the request against",
+                        hint="install one (`coldsign policy install`) or pass --policy FILE")
+
+
+def decide(in_force: PolicyInForce, bundle, psbt, registration, result, ledger, now: datetime):
     """The decision on `bundle` for `psbt` (reviewed as `result`) from `registration`."""
     from coldsign.policy.evaluate import evaluate
     from coldsign.psbt.codec import psbt_sha256
 
     return evaluate(in_force.policy, bundle, result, ledger, now, wallet_name=registration.name,
                     psbt_sha256=psbt_sha256(psbt))
+
+
+def failures_text(decision) -> str:
+    """Every failed check of `decision`, "name: detail; ...": the reason the ledger records."""
+    return "; ".join(f"{c.name}: {c.detail}" for c in decision.failures)
 
 
 def refusal(decision, in_force: PolicyInForce) -> Refused:
@@ -122,8 +129,7 @@ def evaluate(
     bundle, _raw = read_bundle(bundle_file)
     in_force = policy_in_force(settings, policy_file)
     if in_force is None:
-        raise UsageProblem(f"no policy is installed in {settings.home} to evaluate the request against",
-                           hint="install one (`coldsign policy install`) or pass --policy FILE")
+        raise no_policy(settings)
     psbt = Psbt.parse(bundle.psbt)
     registration = pick_wallet(settings, wallet or bundle.request.wallet, psbt, required=True)
     network = network_for(settings, registration)
@@ -132,9 +138,9 @@ def evaluate(
     bound = in_force.record is not None and in_force.record.get("ledger_id") is not None
     if bound or ledger_path(settings.home).exists():   # a bound but missing ledger is refused there
         with open_for_policy(settings.home, in_force.record) as ledger:
-            decision = decide(settings, in_force, bundle, psbt, registration, result, ledger, now)
+            decision = decide(in_force, bundle, psbt, registration, result, ledger, now)
     else:
-        decision = decide(settings, in_force, bundle, psbt, registration, result, _EmptyLedger(), now)
+        decision = decide(in_force, bundle, psbt, registration, result, _EmptyLedger(), now)
     doc = decision_json(decision, in_force)
     if not decision.allowed:
         if not settings.json:

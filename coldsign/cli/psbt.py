@@ -230,16 +230,15 @@ def sign(
 class _PolicyGate:
     """`psbt sign` under a policy: the bundle, the policy in force, the ledger, and the decision."""
 
-    def __init__(self, settings, bundle, in_force, ledger):
-        self.settings, self.bundle, self.in_force, self.ledger = settings, bundle, in_force, ledger
+    def __init__(self, bundle, in_force, ledger):
+        self.bundle, self.in_force, self.ledger = bundle, in_force, ledger
         self.decision = None
-        self.now = None
 
     @classmethod
     def open(cls, settings, request_file: Path | None, policy_file: Path | None) -> "_PolicyGate | None":
         """None when no policy applies and no request is given; Refused `request-required` when a
         policy applies and no request is given."""
-        from coldsign.cli.policy_evaluate import policy_in_force
+        from coldsign.cli.policy_evaluate import no_policy, policy_in_force
         from coldsign.errors import Refused
 
         in_force = policy_in_force(settings, policy_file)
@@ -251,13 +250,12 @@ class _PolicyGate:
                           hint="pass --request BUNDLE (made with `coldsign request create` and approved with "
                                "`coldsign request approve`)")
         if in_force is None:
-            raise UsageProblem(f"no policy is installed in {settings.home} to evaluate the request against",
-                               hint="install one (`coldsign policy install`) or pass --policy FILE")
+            raise no_policy(settings)
         from coldsign.cli.request import read_bundle
         from coldsign.policy.ledger import open_for_policy
 
         bundle, _raw = read_bundle(request_file)
-        return cls(settings, bundle, in_force, open_for_policy(settings.home, in_force.record))
+        return cls(bundle, in_force, open_for_policy(settings.home, in_force.record))
 
     def bundle_psbt(self):
         from coldsign.psbt.codec import Psbt
@@ -267,15 +265,13 @@ class _PolicyGate:
     def evaluate(self, psbt, registration, result) -> None:
         from datetime import datetime, timezone
 
-        from coldsign.cli.policy_evaluate import decide, refusal
+        from coldsign.cli.policy_evaluate import decide, failures_text, refusal
 
-        self.now = datetime.now(timezone.utc)
-        self.decision = decide(self.settings, self.in_force, self.bundle, psbt, registration, result,
-                               self.ledger, self.now)
+        now = datetime.now(timezone.utc)
+        self.decision = decide(self.in_force, self.bundle, psbt, registration, result, self.ledger, now)
         if not self.decision.allowed:
-            reason = "; ".join(f"{c.name}: {c.detail}" for c in self.decision.failures)
-            self.ledger.record_refusal(time=self.now, nonce=self.bundle.request.nonce, rule=self.decision.rule,
-                                       reason=reason)
+            self.ledger.record_refusal(time=now, nonce=self.bundle.request.nonce, rule=self.decision.rule,
+                                       reason=failures_text(self.decision))
             raise refusal(self.decision, self.in_force)
 
     def record_signed(self, psbt, registration, result) -> None:
@@ -285,15 +281,15 @@ class _PolicyGate:
         tip, or when the request expired during the wait)."""
         from datetime import datetime, timezone
 
-        from coldsign.cli.policy_evaluate import decide, refusal
+        from coldsign.cli.policy_evaluate import decide, failures_text, refusal
         from coldsign.errors import Refused
         from coldsign.psbt.codec import psbt_sha256
 
-        self.now = datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc)
 
         def recheck(ledger) -> None:
-            evaluated, decision = self.decision, decide(self.settings, self.in_force, self.bundle, psbt,
-                                                        registration, result, ledger, self.now)
+            evaluated, decision = self.decision, decide(self.in_force, self.bundle, psbt, registration, result,
+                                                        ledger, now)
             self.decision = decision
             if not decision.allowed:
                 raise refusal(decision, self.in_force)
@@ -305,12 +301,12 @@ class _PolicyGate:
         request = self.bundle.request
         try:
             self.ledger.record_signed(nonce=request.nonce, psbt_sha256=psbt_sha256(psbt), wallet=registration.name,
-                                      amount_sat=self.decision.amount_sat, signed_at=self.now,
+                                      amount_sat=self.decision.amount_sat, signed_at=now,
                                       tip_height=request.tip_height, tip_hash=request.tip_hash,
                                       rule=self.decision.rule, recheck=recheck)
         except Refused as refused:
-            reason = "; ".join(f"{c.name}: {c.detail}" for c in self.decision.failures) or refused.message
-            self.ledger.record_refusal(time=self.now, nonce=request.nonce, rule=self.decision.rule, reason=reason)
+            self.ledger.record_refusal(time=now, nonce=request.nonce, rule=self.decision.rule,
+                                       reason=failures_text(self.decision) or refused.message)
             raise
 
     def summary(self) -> dict:

@@ -342,17 +342,13 @@ def verify(
 
 def _policy_for_names(settings: Settings, policy_file: Path | None):
     """(Policy or None, where it came from) — only to put names on keys; verification never needs it."""
-    from coldsign.policy import document
-
     if policy_file is not None:
-        load = getattr(document, "load_policy", None)
-        if load is not None:
-            return load(policy_file), str(policy_file)
-        from coldsign.store import read_limited
+        from coldsign.cli.policy import read_policy_file
 
-        text = read_limited(policy_file, document.POLICY_MAX_BYTES, what="policy file")
-        return document.parse_policy(text, where=str(policy_file)), str(policy_file)
-    policy = document.installed_policy(settings.home)
+        return read_policy_file(policy_file)[1], str(policy_file)
+    from coldsign.policy.installed import installed_policy
+
+    policy = installed_policy(settings.home)
     return (policy, "installed") if policy is not None else (None, None)
 
 

@@ -37,8 +37,10 @@ from functools import lru_cache
 
 from coldsign.amounts import format_btc as btc  # exact, 8 decimals: "1.20000000 BTC"
 from coldsign.errors import ColdsignError
+from coldsign.policy.document import format_duration as window_text  # "24h", "7d", "30m", "90s"
 from coldsign.policy.model import (ANY, Approver, Bundle, Check, Decision, FeeCaps, Policy, Rule,
                                    TimeWindow)
+from coldsign.policy.request import approval_valid, format_time
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _BECH32_PREFIXES = ("bc1", "tb1", "bcrt1")
@@ -51,8 +53,6 @@ def evaluate(policy: Policy, bundle: Bundle, review, ledger, now: datetime, *, w
     at `now` (timezone-aware), with `ledger` a coldsign.policy.ledger.LedgerView."""
     if now.tzinfo is None:
         raise ValueError("evaluate() needs a timezone-aware `now`")
-    from coldsign.policy.request import approval_valid
-
     valid = {a.approver for a in bundle.approvals if approval_valid(bundle.request, a)}
     checks = _request_checks(policy, bundle, review, ledger, now, wallet_name, psbt_sha256, valid)
     amount = review.sent_sat
@@ -101,7 +101,7 @@ def _request_checks(policy, bundle, review, ledger, now, wallet_name, psbt_sha25
         checks.append(_approval_check(policy, approval, approval.approver in valid))
     created = parse_time(request.created, field="request.created")
     expires = parse_time(request.expires, field="request.expires")
-    at = _time(now)
+    at = format_time(now)
     skew_text = f"clock skew allowance {policy.clock_skew_seconds} s"
     checks.append(Check("request created", created <= now + skew,
                         f"created {request.created}, signer's clock {at}, {skew_text}"
@@ -150,7 +150,7 @@ def _policy_expiry(policy: Policy, now: datetime) -> Check:
         expires = expires.replace(tzinfo=timezone.utc)
     ok = now < expires
     return Check("policy expiry", ok, f"policy {policy.name!r} v{policy.version} expires {policy.expires}, "
-                 f"signer's clock {_time(now)}" + ("" if ok else ": expired"))
+                 f"signer's clock {format_time(now)}" + ("" if ok else ": expired"))
 
 
 # --- a rule's conditions ---------------------------------------------------------------------------
@@ -315,23 +315,8 @@ def _decide(rule: Rule, policy: Policy, bundle: Bundle, valid: set[bytes]) -> li
 # --- text ------------------------------------------------------------------------------------------
 
 
-def window_text(seconds: int) -> str:
-    """86400 -> "24h", 604800 -> "7d", 1800 -> "30m", 90 -> "90s"."""
-    if seconds % 86_400 == 0 and seconds >= 2 * 86_400:
-        return f"{seconds // 86_400}d"
-    if seconds % 3_600 == 0:
-        return f"{seconds // 3_600}h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60}m"
-    return f"{seconds}s"
-
-
 def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-def _time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _fingerprint(key: bytes) -> str:

@@ -28,6 +28,11 @@ DOMAIN = "policy/v1"
 SIGNATURE_MAX_BYTES = 4 * 1024    # a signature file is ~400 bytes
 
 
+def _bad(where: str | None, message: str) -> BadInput:
+    return BadInput(message, where=where, code="policy-signature",
+                    hint="check that this is a file written by `coldsign policy approve-doc`")
+
+
 @dataclass(frozen=True)
 class PolicySignature:
     """One admin's Ed25519 signature (domain "policy/v1") over a policy digest."""
@@ -47,38 +52,30 @@ class PolicySignature:
     @classmethod
     def parse(cls, data: bytes, *, where: str | None = None) -> "PolicySignature":
         """A signature file, strictly: BadInput naming the field."""
-        def bad(message: str) -> BadInput:
-            return BadInput(message, where=where, code="policy-signature",
-                            hint="check that this is a file written by `coldsign policy approve-doc`")
-
         if len(data) > SIGNATURE_MAX_BYTES:
-            raise bad(f"the signature file is larger than the limit of {SIGNATURE_MAX_BYTES} bytes")
+            raise _bad(where, f"the signature file is larger than the limit of {SIGNATURE_MAX_BYTES} bytes")
         try:
             doc = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            raise bad("the signature file is not JSON") from None
+            raise _bad(where, "the signature file is not JSON") from None
         return cls.from_json(doc, where=where)
 
     @classmethod
     def from_json(cls, doc: object, *, where: str | None = None) -> "PolicySignature":
         """A signature document already decoded (a file's JSON, or one entry of installed.json
         without its "file" name), strictly: BadInput naming the field."""
-        def bad(message: str) -> BadInput:
-            return BadInput(message, where=where, code="policy-signature",
-                            hint="check that this is a file written by `coldsign policy approve-doc`")
-
         wanted = {"format", "version", "policy_digest", "policy_version", "signer", "signature"}
         if not isinstance(doc, dict) or set(doc) != wanted:
-            raise bad(f"the signature file must hold exactly the fields {', '.join(sorted(wanted))}")
+            raise _bad(where, f"the signature file must hold exactly the fields {', '.join(sorted(wanted))}")
         if doc["format"] != SIGNATURE_FORMAT or doc["version"] != SIGNATURE_VERSION:
-            raise bad(f'not a "{SIGNATURE_FORMAT}" version {SIGNATURE_VERSION} file')
+            raise _bad(where, f'not a "{SIGNATURE_FORMAT}" version {SIGNATURE_VERSION} file')
         if isinstance(doc["policy_version"], bool) or not isinstance(doc["policy_version"], int):
-            raise bad("policy_version must be a whole number")
+            raise _bad(where, "policy_version must be a whole number")
         values = {}
         for name, size in (("policy_digest", 32), ("signer", 32), ("signature", 64)):
             v = doc[name]
             if not isinstance(v, str) or not re.fullmatch(rf"[0-9a-f]{{{2 * size}}}", v):
-                raise bad(f"{name} must be {2 * size} lower-case hex digits")
+                raise _bad(where, f"{name} must be {2 * size} lower-case hex digits")
             values[name] = bytes.fromhex(v)
         return cls(policy_version=doc["policy_version"], **values)
 
