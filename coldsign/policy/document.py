@@ -589,27 +589,3 @@ def format_digest(digest: bytes) -> str:
 
 def default_expiry(now: datetime, days: int = 365) -> str:
     return (now + timedelta(days=days)).astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ------------------------------------------------------------------ names that moved
-
-# NOTE: the signatures and the installed policy were split out of this module; their names stay
-# importable from here (`document.install`, `from coldsign.policy.document import sign_policy`) for
-# callers written before the split. Resolved lazily: those modules import this one.
-_MOVED = {
-    "coldsign.policy.signatures": ("SIGNATURE_FORMAT", "SIGNATURE_VERSION", "DOMAIN", "SIGNATURE_MAX_BYTES",
-                                   "PolicySignature", "sign_policy", "SignatureCheck", "QuorumReport",
-                                   "check_quorum"),
-    "coldsign.policy.installed": ("RECORD_MAX_BYTES", "InstalledPolicy", "policy_folder", "load_installed",
-                                  "installed_policy", "InstallResult", "install"),
-}
-_MOVED_TO = {name: module for module, names in _MOVED.items() for name in names}
-
-
-def __getattr__(name: str):
-    import importlib
-
-    module = _MOVED_TO.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from coldsign.cli.main import app
 from coldsign.policy import document as D
+from coldsign.policy import installed as I
 
 DATA = Path(__file__).parent.parent / "data" / "policy"
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank")
@@ -183,14 +184,14 @@ def test_install_first_rollback_and_rotation(env):
     assert refused.exit_code == 4, refused.output
     error = one_json(refused)["error"]
     assert error["code"] == "policy-quorum" and [d["code"] for d in error["details"]] == ["signature-ignored"] * 2
-    assert D.installed_policy(home).version == 1
+    assert I.installed_policy(home).version == 1
     bob2, dave2 = approve(env, env["v2"], "bob"), approve(env, env["v2"], "dave")
     done = invoke("--home", home, "policy", "install", env["v2"], bob2, dave2, erin, "--json")
     assert done.exit_code == 0, done.output
     doc = one_json(done)
     assert (doc["version"], doc["first"], doc["previous"]["digest"]) == (2, False, V1_DIGEST)
     assert doc["quorum"]["signers"] == ["bob", "dave"]
-    assert D.installed_policy(home).approver_by_key(bytes.fromhex(json.loads(frank.read_text())["signer"])).name \
+    assert I.installed_policy(home).approver_by_key(bytes.fromhex(json.loads(frank.read_text())["signer"])).name \
         == "frank"
 
 

@@ -403,12 +403,14 @@ def test_approve_asks_on_a_terminal(people, unsigned, tmp_path, answer, status, 
 def test_verify_names_signers_from_the_installed_policy(people, unsigned, tmp_path):
     """Without --policy, names come from the policy installed in the home folder (alice+bob signed it)."""
     from coldsign.policy import document
+    from coldsign.policy import installed as I
+    from coldsign.policy import signatures as S
 
     home = people["carol"][0]
     text = POLICY.format(alice=identity("alice").public_hex, bob=identity("bob").public_hex).encode()
     policy = document.parse_policy(text)
-    signatures = [(name, document.sign_policy(policy, identity(name))) for name in ("alice", "bob")]
-    document.install(home, text, signatures, first=True, now=datetime.now(timezone.utc))
+    signatures = [(name, S.sign_policy(policy, identity(name))) for name in ("alice", "bob")]
+    I.install(home, text, signatures, first=True, now=datetime.now(timezone.utc))
     bundle = tmp_path / "b.json"
     create(people, unsigned, bundle, *TIP)
     assert approve(people, "bob", bundle).exit_code == 0

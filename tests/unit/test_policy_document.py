@@ -21,6 +21,8 @@ from coldsign.keys.identity import IdentityKey
 from coldsign.keys.secret import Secret
 from coldsign.keys.seed import SeedKey
 from coldsign.policy import document as D
+from coldsign.policy import installed as I
+from coldsign.policy import signatures as S
 from coldsign.policy.model import ANY, Approvals, FeeCaps, TimeWindow, Velocity
 
 DATA = Path(__file__).parent.parent / "data" / "policy"
@@ -40,9 +42,9 @@ def key(name: str) -> IdentityKey:
     return IdentityKey.from_seed(SeedKey.from_mnemonic(Secret(words)), 0)
 
 
-def sigs(text: str, *names: str) -> list[tuple[str, D.PolicySignature]]:
+def sigs(text: str, *names: str) -> list[tuple[str, S.PolicySignature]]:
     policy = D.parse_policy(text)
-    return [(f"{n}.sig.json", D.sign_policy(policy, key(n))) for n in names]
+    return [(f"{n}.sig.json", S.sign_policy(policy, key(n))) for n in names]
 
 
 def changed(old: str, new: str, text: str = V1) -> str:
@@ -316,7 +318,7 @@ def test_rule_order_is_meaning():
 
 def test_signature_file_round_trip_and_strictness():
     (_, sig), = sigs(V1, "alice")
-    assert D.PolicySignature.parse(sig.serialize()) == sig
+    assert S.PolicySignature.parse(sig.serialize()) == sig
     doc = sig.to_json()
     assert set(doc) == {"format", "version", "policy_digest", "policy_version", "signer", "signature"}
     assert doc["format"] == "coldsign-policy-signature" and doc["policy_digest"] == V1_DIGEST
@@ -333,7 +335,7 @@ def test_signature_file_round_trip_and_strictness():
     ]
     for data, message in cases:
         with pytest.raises(BadInput) as caught:
-            D.PolicySignature.parse(data, where="x.sig.json")
+            S.PolicySignature.parse(data, where="x.sig.json")
         assert (caught.value.message, caught.value.where, caught.value.code) == (message, "x.sig.json",
                                                                                   "policy-signature")
 
@@ -344,8 +346,8 @@ def reasons(report) -> list[tuple[str | None, bool, str]]:
 
 def test_quorum_counts_distinct_admins_of_the_authority():
     p = D.parse_policy(V1)
-    assert D.check_quorum(p, sigs(V1, "alice", "dave")).met
-    report = D.check_quorum(p, sigs(V1, "alice", "alice", "carol"))
+    assert S.check_quorum(p, sigs(V1, "alice", "dave")).met
+    report = S.check_quorum(p, sigs(V1, "alice", "alice", "carol"))
     assert not report.met and [a.name for a in report.signers] == ["alice"]
     assert reasons(report) == [("alice", True, ""), ("alice", False, "a second signature by alice; each admin counts "
                                                                        "once"),
@@ -359,9 +361,9 @@ def test_signatures_that_do_not_count_say_why():
     (_, alice), = sigs(V1, "alice")
     (_, other), = sigs(V2, "bob")
     (_, erin), = sigs(V1, "erin")
-    forged = D.PolicySignature(alice.policy_digest, 1, key("bob").public_key, alice.signature)
-    lying = D.PolicySignature(alice.policy_digest, 7, alice.signer, alice.signature)
-    report = D.check_quorum(p, [("other", other), ("erin", erin), ("forged", forged), ("lying", lying)])
+    forged = S.PolicySignature(alice.policy_digest, 1, key("bob").public_key, alice.signature)
+    lying = S.PolicySignature(alice.policy_digest, 7, alice.signer, alice.signature)
+    report = S.check_quorum(p, [("other", other), ("erin", erin), ("forged", forged), ("lying", lying)])
     assert not report.met and report.signers == ()
     got = {c.source: (c.valid, c.counts, c.reason) for c in report.checks}
     assert got["other"] == (False, False, f"signed another policy (digest {other.policy_digest.hex()[:16]}…, "
@@ -376,85 +378,85 @@ def test_signatures_that_do_not_count_say_why():
 
 def test_first_install_needs_first_and_the_policy_s_own_quorum(tmp_path):
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=False, now=NOW)
+        I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=False, now=NOW)
     assert caught.value.code == "policy-first-install"
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, V1.encode(), sigs(V1, "alice", "carol"), first=True, now=NOW)
+        I.install(tmp_path, V1.encode(), sigs(V1, "alice", "carol"), first=True, now=NOW)
     assert caught.value.code == "policy-quorum"
     assert caught.value.details == [{"code": "signature-counts", "message": "alice.sig.json: counts"},
                                     {"code": "signature-ignored", "message": 'carol.sig.json: carol does not hold '
                                                                              'the admin role "admin"'}]
-    assert D.installed_policy(tmp_path) is None and not (tmp_path / "policy").exists()
-    result = D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    assert I.installed_policy(tmp_path) is None and not (tmp_path / "policy").exists()
+    result = I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
     assert result.digest.hex() == V1_DIGEST and result.previous is None
     assert (tmp_path / "policy" / "installed.toml").read_text() == V1
     record = json.loads((tmp_path / "policy" / "installed.json").read_text())
     assert (record["digest"], record["version"], record["name"], record["installed"], record["previous"]) == \
         (V1_DIGEST, 1, "treasury", "2030-06-01T12:00:00Z", None)
     assert [s["signer"] for s in record["signatures"]] == [key("alice").public_hex, key("bob").public_hex]
-    assert D.installed_policy(tmp_path) == D.parse_policy(V1)
+    assert I.installed_policy(tmp_path) == D.parse_policy(V1)
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, V2.encode(), sigs(V2, "alice", "bob"), first=True, now=NOW)
+        I.install(tmp_path, V2.encode(), sigs(V2, "alice", "bob"), first=True, now=NOW)
     assert caught.value.code == "policy-already-installed"
 
 
 def test_rollback_is_refused(tmp_path):
-    D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
     for text in (V1, changed("# The test", "# Same version, other comment. The test")):
         with pytest.raises(Refused) as caught:
-            D.install(tmp_path, text.encode(), sigs(text, "alice", "bob"), first=False, now=NOW)
+            I.install(tmp_path, text.encode(), sigs(text, "alice", "bob"), first=False, now=NOW)
         assert caught.value.code == "policy-rollback"
         assert caught.value.message == "version 1 is not above the installed version 1: a rollback"
-    D.install(tmp_path, V2.encode(), sigs(V2, "alice", "bob"), first=False, now=NOW)
+    I.install(tmp_path, V2.encode(), sigs(V2, "alice", "bob"), first=False, now=NOW)
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=False, now=NOW)
+        I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=False, now=NOW)
     assert caught.value.message == "version 1 is not above the installed version 2: a rollback"
-    assert D.installed_policy(tmp_path).version == 2
+    assert I.installed_policy(tmp_path).version == 2
 
 
 def test_rotation_installs_only_with_the_old_quorum(tmp_path):
-    D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
     # erin and frank are a quorum of v2 itself, but v1 does not name them: refused, nothing written
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, V2.encode(), sigs(V2, "erin", "frank"), first=False, now=NOW)
+        I.install(tmp_path, V2.encode(), sigs(V2, "erin", "frank"), first=False, now=NOW)
     assert caught.value.code == "policy-quorum"
     assert 'in the installed policy "treasury" v1; counted: nobody' in caught.value.message
-    assert D.installed_policy(tmp_path).version == 1
+    assert I.installed_policy(tmp_path).version == 1
     # the old quorum (bob and dave, who are leaving) signs the rotation: installed
-    result = D.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
+    result = I.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
     assert result.previous.digest.hex() == V1_DIGEST and result.quorum.authority_source == "installed"
     assert [a.name for a in result.quorum.signers] == ["bob", "dave"]
-    assert D.installed_policy(tmp_path).approver_by_key(key("erin").public_key).name == "erin"
+    assert I.installed_policy(tmp_path).approver_by_key(key("erin").public_key).name == "erin"
     # now only the new keys count: v3 signed by the departed admins is refused, by the new ones installed
     v3 = changed("version = 2", "version = 3", V2)
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, v3.encode(), sigs(v3, "bob", "dave"), first=False, now=NOW)
+        I.install(tmp_path, v3.encode(), sigs(v3, "bob", "dave"), first=False, now=NOW)
     assert caught.value.code == "policy-quorum"
-    assert D.install(tmp_path, v3.encode(), sigs(v3, "erin", "frank"), first=False, now=NOW).policy.version == 3
+    assert I.install(tmp_path, v3.encode(), sigs(v3, "erin", "frank"), first=False, now=NOW).policy.version == 3
 
 
 def test_an_expired_policy_is_not_installed(tmp_path):
     text = changed('expires = "2099-12-31T23:59:59Z"', 'expires = "2030-06-01T12:00:00Z"')
     with pytest.raises(Refused) as caught:
-        D.install(tmp_path, text.encode(), sigs(text, "alice", "bob"), first=True, now=NOW)
+        I.install(tmp_path, text.encode(), sigs(text, "alice", "bob"), first=True, now=NOW)
     assert (caught.value.code, caught.value.message) == ("policy-expired",
                                                          "the policy expired at 2030-06-01T12:00:00Z")
 
 
 def test_installed_policy_heals_a_torn_install_and_catches_edits(tmp_path):
-    D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
-    D.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
+    I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    I.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
     folder = tmp_path / "policy"
     # a crash after the record (commit point) but before the text: the archive copy is used
     (folder / "installed.toml").write_text(V1)
-    assert D.installed_policy(tmp_path).version == 2
+    assert I.installed_policy(tmp_path).version == 2
     # an edit of both copies: caught
     edited = changed('max_per_tx = "5 BTC"', 'max_per_tx = "50 BTC"', V2)
     (folder / "installed.toml").write_text(edited)
     record = json.loads((folder / "installed.json").read_text())
     (folder / record["archive"]).write_text(edited)
     with pytest.raises(VerificationFailed) as caught:
-        D.installed_policy(tmp_path)
+        I.installed_policy(tmp_path)
     assert caught.value.message == "the installed policy does not match the digest its record names"
 
 
@@ -465,18 +467,18 @@ def test_install_binds_the_signer_s_ledger_and_a_new_version_rebinds_a_lost_one(
         return json.loads((tmp_path / "policy" / "installed.json").read_text())["ledger_id"]
 
     with pytest.raises(Refused):
-        D.install(tmp_path, V1.encode(), sigs(V1, "alice", "carol"), first=True, now=NOW)
+        I.install(tmp_path, V1.encode(), sigs(V1, "alice", "carol"), first=True, now=NOW)
     assert not (tmp_path / LEDGER_FILE).exists()                 # a refused install writes nothing at all
-    result = D.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
+    result = I.install(tmp_path, V1.encode(), sigs(V1, "alice", "bob"), first=True, now=NOW)
     with Ledger.open(tmp_path, create=False) as ledger:
         first_id = ledger.ledger_id
     assert result.ledger_id == record_id() == first_id and result.to_json()["ledger_id"] == first_id
-    D.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
+    I.install(tmp_path, V2.encode(), sigs(V2, "bob", "dave"), first=False, now=NOW)
     assert record_id() == first_id                               # the same ledger stays bound
     for part in tmp_path.glob(LEDGER_FILE + "*"):
         part.unlink()
     v3 = changed("version = 2", "version = 3", V2)
-    D.install(tmp_path, v3.encode(), sigs(v3, "erin", "frank"), first=False, now=NOW)
+    I.install(tmp_path, v3.encode(), sigs(v3, "erin", "frank"), first=False, now=NOW)
     with Ledger.open(tmp_path, create=False) as ledger:
         assert record_id() == ledger.ledger_id != first_id       # the admins' new version: a fresh ledger
 
