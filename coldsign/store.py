@@ -13,7 +13,9 @@ from pathlib import Path
 from coldsign.errors import BadInput, EnvironmentProblem, NotFound
 
 
-def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644) -> Path:
+def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644, replace: bool = True) -> Path:
+    """Write `data` to `path` whole or not at all. With `replace=False` an existing file is never
+    replaced, even one another process lands while we write: FileExistsError, the temp file removed."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode()
@@ -26,19 +28,29 @@ def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644) -> P
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            # NOTE: link(2) fails if the name exists, where a rename would silently replace it.
+            os.link(tmp, path)
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    sync_folder(folder)
+    return path
+
+
+def sync_folder(folder: Path | str) -> None:
+    """fsync a folder, so a file created, renamed or removed in it stays so after a crash."""
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return path
 
 
 def read_limited(path: Path | str, limit: int, *, what: str = "file") -> bytes:

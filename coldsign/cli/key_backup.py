@@ -15,17 +15,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.secrets import refuse_existing_secret_file, write_secret_file
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, UsageProblem
 from coldsign.keys.secret import Secret
 from coldsign.limits import LIMITS
 
 SHARE_FILE_MAX_BYTES = LIMITS.share_file_max_bytes
-SECRET_FILE_MODE = 0o600
 QR_BOX_SIZE = 10             # pixels per module of the SeedQR PNG
 QR_BORDER = 4                # quiet zone, in modules (the QR standard's minimum)
 
@@ -37,11 +35,15 @@ PassphraseFileOpt = Annotated[Optional[Path], typer.Option(
 
 # --- terminal helpers --------------------------------------------------------------------------
 
-def _console(err: bool) -> Console:
+def _console(err: bool):
+    from rich.console import Console
+
     return Console(stderr=err, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 def _warn(message: str) -> None:
+    from rich.text import Text
+
     _console(err=True).print(Text(message, style="bold red"))
 
 
@@ -75,23 +77,6 @@ def _fingerprint_text(doc: dict) -> str:
     from coldsign.console import fingerprint_text
 
     return fingerprint_text(doc["fingerprint"], doc.get("fingerprint_without_passphrase"))
-
-
-def _write_secret(path: Path, data: bytes | str) -> None:
-    from coldsign.store import atomic_write
-
-    atomic_write(path, data, mode=SECRET_FILE_MODE)
-
-
-def _refuse_existing(path: Path, option: str) -> None:
-    """A secret file is never replaced: the one there may hold another seed's words (as `key new`)."""
-    from coldsign.errors import Refused
-
-    if path.is_dir():
-        raise BadInput(f"{option} is a folder; give a file name", where=str(path))
-    if path.exists():
-        raise Refused(f"the {option} file already exists: it may hold another seed's words", where=str(path),
-                      code="file-exists", hint="choose a new file name (and shred the old one if it is spent)")
 
 
 # --- split -------------------------------------------------------------------------------------
@@ -161,7 +146,7 @@ def split_command(
             raise UsageProblem(f"{len(taken)} share file(s) already exist in the folder; nothing was written",
                                where=str(out_dir), hint="use an empty folder; never mix shares of two splits")
         for g, m, path in planned:
-            _write_secret(path, result[g - 1][m - 1].reveal() + "\n")
+            write_secret_file(path, result[g - 1][m - 1].reveal() + "\n", "share")
             files.append({"group": g, "member": m, "file": str(path)})
 
     doc = {
@@ -188,6 +173,8 @@ def _describe_layout(doc: dict) -> str:
 
 
 def _render_split_files(doc: dict) -> None:
+    from rich.text import Text
+
     out = _console(err=False)
     out.print(Text(f"Split seed {_fingerprint_text(doc)} into {doc['share_count']} SLIP-39 shares, "
                    f"{_describe_layout(doc)}, identifier {doc['identifier']}:"))
@@ -197,6 +184,8 @@ def _render_split_files(doc: dict) -> None:
 
 
 def _show_shares(doc: dict, result: list[list[Secret]]) -> None:
+    from rich.text import Text
+
     _warn("WARNING: the shares below are secrets. Write each one down for its own holder; "
           "they are shown this once and not stored.")
     out = _console(err=False)
@@ -246,12 +235,12 @@ def combine_command(
         raise UsageProblem("refusing to print the recovered words to a pipe or file",
                            hint="pass --mnemonic-out FILE, or run --show in a terminal")
     if mnemonic_out is not None:
-        _refuse_existing(mnemonic_out, "--mnemonic-out")
+        refuse_existing_secret_file(mnemonic_out, "--mnemonic-out")
     passphrase = _read_passphrase(passphrase_file)
     result = slip39.combine([_read_share(p, n) for n, p in enumerate(share_files, 1)])
     fingerprints = _fingerprints(result.mnemonic, passphrase, "recovered mnemonic")
     if mnemonic_out is not None:
-        _write_secret(mnemonic_out, result.mnemonic.reveal() + "\n")
+        write_secret_file(mnemonic_out, result.mnemonic.reveal() + "\n", "--mnemonic-out")
 
     doc = {
         **fingerprints,
@@ -270,6 +259,8 @@ def combine_command(
 
 
 def _render_combine(doc: dict, words: Secret | None) -> None:
+    from rich.text import Text
+
     out = _console(err=False)
     out.print(Text(f"Recovered a {doc['words']}-word seed, master fingerprint {_fingerprint_text(doc)}."))
     out.print(Text(f"Share set {doc['identifier']}, groups used: "
@@ -318,16 +309,18 @@ def seedqr_command(
 
     Example: coldsign key seedqr --mnemonic-file /media/seed.txt --out /media/seedqr.png --compact
     """
+    from rich.text import Text
+
     from coldsign.keys import seedqr
 
     settings = settings_of(ctx, json_flag)
-    _refuse_existing(out, "--out")
+    refuse_existing_secret_file(out, "--out")
     mnemonic, _where = _read_mnemonic(mnemonic_file)
     payload = seedqr.encode_compact(mnemonic) if compact else seedqr.encode_standard(mnemonic)
     png, version = seedqr_png(payload)
     _warn("WARNING: this image IS the seed. Anyone who sees or scans it can spend the coins. "
           "Print it, store it like the words, and delete the file.")
-    _write_secret(out, png)
+    write_secret_file(out, png, "--out")
     doc = {"out": str(out), "format": "compact" if compact else "standard",
            "words": len(mnemonic.reveal().split()), "qr_version": version, "mode": "0600"}
     emit(settings, doc, lambda: _console(err=False).print(

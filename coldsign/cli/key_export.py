@@ -100,7 +100,7 @@ def export(
 
     Example: coldsign --network regtest key export --keystore alice --script-type wsh-multi --format ur --frames-dir qr/
     """
-    from coldsign.cli.secrets import check_seed_options, load_seed
+    from coldsign.cli.secrets import load_seed
     from coldsign.keys import export as X
 
     settings = settings_of(ctx, json_flag)
@@ -109,7 +109,6 @@ def export(
                    token_file, description)
     kind = (script_type or (ScriptType.wsh_multi if fmt is ExportFormat.bsms else ScriptType.wpkh)).value
     key_path = X.parse_account_path(path, network) if path is not None else X.standard_path(kind, network, account)
-    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
     seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
 
     from coldsign.keys.derive import format_path

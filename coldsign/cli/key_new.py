@@ -18,7 +18,7 @@ import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
-from coldsign.errors import BadInput, Refused, SecretProblem, UsageProblem
+from coldsign.errors import BadInput, SecretProblem, UsageProblem
 from coldsign.limits import LIMITS
 
 CONFIRM_WORDS = 3              # positions asked back before storing
@@ -161,9 +161,9 @@ def new(
     from coldsign.keys import entropy, keystore
     from coldsign.keys.secret import Secret
     from coldsign.keys.seed import SeedKey
-    from coldsign.store import atomic_write
     from coldsign.cli.key_store import kdf_limits
-    from coldsign.cli.secrets import read_password, read_secret
+    from coldsign.cli.secrets import (read_passphrase, read_password, refuse_existing_secret_file,
+                                      write_secret_file)
 
     settings = settings_of(ctx, json_flag)
     nbytes = entropy.entropy_bytes(words)
@@ -176,18 +176,13 @@ def new(
     if password_file is not None and keystore_name is None:
         raise UsageProblem("--password-file encrypts a keystore; it needs --keystore NAME")
     if keystore_name is not None:
-        path = keystore.keystore_path(settings.home, keystore_name)  # checks the name first
-        if path.exists():
-            raise Refused(f"a keystore named '{keystore_name}' already exists", where=str(path),
-                          code="keystore-exists", hint="choose another name")
-    elif mnemonic_out.exists():
-        raise Refused("the --mnemonic-out file already exists: it may hold another seed's words",
-                      where=str(mnemonic_out), code="file-exists", hint="choose a new file name")
+        keystore.require_free(settings.home, keystore_name)  # checks the name first
+    else:
+        refuse_existing_secret_file(mnemonic_out, "--mnemonic-out")
     on_terminal = sys.stdin.isatty() and sys.stderr.isatty()
 
     rolls = _read_rolls(dice, dice_file, words)
-    passphrase = read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
-                             label="BIP-39 passphrase (Enter for none)", optional=True)
+    passphrase = read_passphrase(passphrase_file)
     password = read_password(password_file, confirm=True) if keystore_name is not None else None
 
     mnemonic = Secret(entropy.mnemonic_of(entropy.mix(csprng_bytes(nbytes), rolls, nbytes)))
@@ -200,6 +195,6 @@ def new(
         keystore.create(settings.home, keystore_name, mnemonic, password, passphrase, **kdf_limits())
         doc["keystore"] = keystore_name
     else:
-        atomic_write(mnemonic_out, mnemonic.reveal() + "\n", mode=0o600)
+        write_secret_file(mnemonic_out, mnemonic.reveal() + "\n", "--mnemonic-out")
         doc["mnemonic_out"] = str(mnemonic_out)
     emit(settings, doc, lambda: render(doc))

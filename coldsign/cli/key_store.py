@@ -16,8 +16,8 @@ import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.key import app
-from coldsign.errors import NotFound, Refused, SecretProblem, UsageProblem
-from coldsign.cli.secrets import read_mnemonic, read_password, read_secret
+from coldsign.errors import Refused, SecretProblem, UsageProblem
+from coldsign.cli.secrets import read_mnemonic, read_passphrase, read_password
 from coldsign.keys.secret import Secret
 
 NameArg = Annotated[str, typer.Argument(help="keystore name (letters, digits, '_' or '-')")]
@@ -127,16 +127,12 @@ def restore(
     from coldsign.keys.seed import check_mnemonic, normalize_mnemonic
 
     settings = settings_of(ctx, json_flag)
-    path = keystore.keystore_path(settings.home, keystore_name)  # checks the name before any secret is read
-    if path.exists():
-        raise Refused(f"a keystore named '{keystore_name}' already exists", where=str(path), code="keystore-exists",
-                      hint="choose another name, or delete the old keystore after checking its backup")
+    keystore.require_free(settings.home, keystore_name)  # checks the name before any secret is read
     if sum(x is not None for x in (mnemonic_file, seedqr_file, seedqr_camera)) > 1:
         raise UsageProblem("--mnemonic-file, --seedqr and --seedqr-camera each give the words; pass one")
     if seedqr_file is not None or seedqr_camera is not None:
         mnemonic, where = read_seedqr(seedqr_file, seedqr_camera)
-        passphrase = read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
-                                 label="BIP-39 passphrase (Enter for none)", optional=True)
+        passphrase = read_passphrase(passphrase_file)
     else:
         mnemonic, passphrase, where = read_mnemonic(mnemonic_file, passphrase_file)
     check_mnemonic(normalize_mnemonic(mnemonic.reveal()), where=where)
@@ -197,10 +193,7 @@ def delete(
 
     settings = settings_of(ctx, json_flag)
     path = keystore.keystore_path(settings.home, name)
-    if not path.exists():
-        raise NotFound(f"no keystore named '{name}'", where=str(path), code="keystore-not-found",
-                       hint="`coldsign key list` shows the keystores in this home folder")
-    try:
+    try:  # a missing keystore is NotFound here
         fingerprint = keystore.info(settings.home, name).fingerprint
     except SecretProblem:  # NOTE: a damaged keystore may still be deleted; it cannot be opened anyway
         fingerprint = None

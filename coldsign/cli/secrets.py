@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from coldsign.errors import SecretProblem, UsageProblem
+from coldsign.errors import BadInput, Refused, SecretProblem, UsageProblem
 from coldsign.keys.secret import Secret
 
 if TYPE_CHECKING:
@@ -79,12 +79,44 @@ def read_mnemonic(mnemonic_file: Path | None, passphrase_file: Path | None = Non
         raise SecretProblem("no mnemonic words given", hint="type the words of the backup")
     if mnemonic_file is None:
         words = fix_typed_words(words)
-    if passphrase_file is not None or mnemonic_file is None:
-        passphrase = read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
-                                 label="BIP-39 passphrase (Enter for none)", optional=True)
-    else:
-        passphrase = None
+    passphrase = read_passphrase(passphrase_file) if passphrase_file is not None or mnemonic_file is None else None
     return words, passphrase, str(mnemonic_file) if mnemonic_file else "typed mnemonic"
+
+
+def read_passphrase(passphrase_file: Path | None) -> Secret | None:
+    """The BIP-39 passphrase from its file, else asked on a terminal (Enter for none), else none."""
+    return read_secret(passphrase_file, what="passphrase file", option="--passphrase-file",
+                       label="BIP-39 passphrase (Enter for none)", optional=True)
+
+
+# --- secret files out: words, shares, SeedQR images -----------------------------------------------
+
+SECRET_FILE_MODE = 0o600
+
+
+def refuse_existing_secret_file(path: Path, option: str) -> None:
+    """A secret file is never replaced: the one there may hold another seed's words. Checked before
+    any secret is read; `write_secret_file` checks again as the file lands."""
+    if path.is_dir():
+        raise BadInput(f"{option} is a folder; give a file name", where=str(path))
+    if path.exists():
+        raise _secret_file_exists(path, option)
+
+
+def write_secret_file(path: Path, data: bytes | str, option: str) -> None:
+    """Write a new mode-0600 secret file atomically; Refused if a file of that name exists, even one
+    that appeared meanwhile."""
+    from coldsign.store import atomic_write
+
+    try:
+        atomic_write(path, data, mode=SECRET_FILE_MODE, replace=False)
+    except FileExistsError:
+        raise _secret_file_exists(path, option) from None
+
+
+def _secret_file_exists(path: Path, option: str) -> Refused:
+    return Refused(f"the {option} file already exists: it may hold another seed's words", where=str(path),
+                   code="file-exists", hint="choose a new file name (and shred the old one if it is spent)")
 
 
 # --- a seed from one of its two sources: an encrypted keystore, or words (file or typed) ---------

@@ -10,7 +10,6 @@ import typer
 from coldsign.cli.app import JsonFlag, emit, settings_of
 from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt, read_bsms_token
 from coldsign.limits import LIMITS
-from coldsign.console import render_address, render_wallet, render_wallet_list
 
 app = typer.Typer(no_args_is_help=True, help="Register the wallets this signer signs for and show their addresses.")
 
@@ -80,6 +79,8 @@ def register_cmd(
         doc["seed_key"] = {"position": position, "fingerprint": key.origin.fingerprint.hex(),
                            "path": key.origin.path_str()}
     title = "Registered wallet" if doc["registered"] else "Already registered (unchanged)"
+    from coldsign.console import render_wallet  # rich: off the start-up path
+
     emit(settings, doc, lambda: render_wallet(doc, title=title))
 
 
@@ -121,6 +122,8 @@ def list_cmd(ctx: typer.Context, json_flag: JsonFlag = False) -> None:
                         "fingerprints": [k.origin.fingerprint.hex() for k in r.descriptor.keys]}
                        for r in wallets]}
 
+    from coldsign.console import render_wallet_list  # rich: off the start-up path
+
     emit(settings, doc, lambda: render_wallet_list(doc, registry.wallets_dir(settings.home)))
 
 
@@ -137,6 +140,8 @@ def show_cmd(ctx: typer.Context, name: Annotated[str, typer.Argument(help="walle
     registration = registry.load(settings.home, name)
     doc = registration.to_json()
     doc["first_address"] = registration.descriptor.address(0, 0)
+    from coldsign.console import render_wallet  # rich: off the start-up path
+
     emit(settings, doc, lambda: render_wallet(doc, title="Wallet"))
 
 
@@ -168,6 +173,8 @@ def address_cmd(
         doc["witness_script"] = scripts.witness_script.hex()
     if scripts.redeem_script is not None:
         doc["redeem_script"] = scripts.redeem_script.hex()
+
+    from coldsign.console import render_address  # rich: off the start-up path
 
     emit(settings, doc, lambda: render_address(doc, wallet.policy))
 

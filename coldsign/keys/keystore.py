@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -197,8 +196,7 @@ def _read(home: Path | str, name: str) -> _Sealed:
     try:
         data = read_limited(path, KEYSTORE_MAX_BYTES, what=f"keystore '{name}'")
     except NotFound:
-        raise NotFound(f"no keystore named '{name}'", where=str(path), code="keystore-not-found",
-                       hint="`coldsign key list` shows the keystores in this home folder") from None
+        raise _not_found(path) from None
     except BadInput:
         raise _damaged(path, f"larger than {KEYSTORE_MAX_BYTES} bytes or not a file") from None
     return _parse(name, path, data)
@@ -270,44 +268,25 @@ def _unseal(sealed: _Sealed, password: Secret) -> Secret:
 
 
 def _write(path: Path, data: bytes, *, replace: bool = True) -> None:
+    """Atomic write, mode 0600. NOTE: with `replace=False` (a new keystore) the name must still be free
+    when the file lands: `create` checks first, but Argon2id takes seconds, and another `key new`/
+    `key restore` finishing meanwhile must not have its keystore (its only copy of a seed besides
+    the words) replaced by a rename."""
     from coldsign.store import atomic_write
 
     if len(data) > KEYSTORE_MAX_BYTES:
         raise BadInput("the keystore would be larger than the keystore size limit", where=str(path),
                        code="keystore-too-large", hint=f"use a BIP-39 passphrase under {PASSPHRASE_MAX_CHARS} characters")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if replace:
-        atomic_write(path, data, mode=0o600)
-    else:
-        _write_new(path, data)
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a keystore that must not exist yet: temp file + fsync, then link(2) to the name, which
-    fails if the name exists. NOTE: `create` checks first, but Argon2id takes seconds; another
-    `key new`/`key restore` finishing meanwhile must not have its keystore (its only copy of a seed
-    besides the words) replaced by a rename."""
-    import tempfile
-
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise _exists(path) from None
-    finally:
-        os.unlink(tmp)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        atomic_write(path, data, mode=0o600, replace=replace)
+    except FileExistsError:
+        raise _exists(path) from None
+
+
+def _not_found(path: Path) -> NotFound:
+    return NotFound(f"no keystore named '{path.stem}'", where=str(path), code="keystore-not-found",
+                    hint="`coldsign key list` shows the keystores in this home folder")
 
 
 def _exists(path: Path) -> Refused:
@@ -320,6 +299,15 @@ def _now() -> str:
 
 
 # ---------------------------------------------------------------- the API
+
+def require_free(home: Path | str, name: str) -> Path:
+    """The path of a new keystore `name` (name checked), Refused if one exists: for the CLI to say so
+    before it asks for any secret. `create` refuses again as the file lands."""
+    path = keystore_path(home, name)
+    if path.exists():
+        raise _exists(path)
+    return path
+
 
 def create(home: Path | str, name: str, mnemonic: Secret, password: Secret, passphrase: Secret | None = None,
            *, opslimit: int = DEFAULT_OPSLIMIT, memlimit: int = DEFAULT_MEMLIMIT,
@@ -340,11 +328,8 @@ def create(home: Path | str, name: str, mnemonic: Secret, password: Secret, pass
     phrase = phrase or None
     if phrase is not None and len(phrase) > PASSPHRASE_MAX_CHARS:
         raise BadInput(f"the BIP-39 passphrase is longer than {PASSPHRASE_MAX_CHARS} characters", code="passphrase")
-    bare = SeedKey.from_mnemonic(Secret(words), where="mnemonic")
-    public = {"fingerprint": bare.fingerprint_hex}
-    if phrase is not None:
-        public = {"fingerprint": SeedKey.from_mnemonic(Secret(words), Secret(phrase)).fingerprint_hex,
-                  "fingerprint_without_passphrase": bare.fingerprint_hex}
+    # with a passphrase, the seed also knows the fingerprint of the bare words
+    public = SeedKey.from_mnemonic(Secret(words), Secret(phrase) if phrase else None, where="mnemonic").fingerprints()
     public["created"] = _now()
     plaintext = json.dumps({"mnemonic": words, "passphrase": phrase}).encode()
     _write(path, _seal(plaintext, pw, opslimit, memlimit, public), replace=overwrite)
@@ -400,15 +385,12 @@ def list_keystores(home: Path | str) -> list[str]:
 
 def delete(home: Path | str, name: str) -> Path:
     """Remove a keystore file (the folder is fsynced so the removal is durable)."""
+    from coldsign.store import sync_folder
+
     path = keystore_path(home, name)
     try:
         path.unlink()
     except FileNotFoundError:
-        raise NotFound(f"no keystore named '{name}'", where=str(path), code="keystore-not-found",
-                       hint="`coldsign key list` shows the keystores in this home folder") from None
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        raise _not_found(path) from None
+    sync_folder(path.parent)
     return path
