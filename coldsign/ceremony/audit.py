@@ -46,9 +46,9 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 from coldsign.ceremony import events, merkle
-from coldsign.ceremony.checkpoint import (EXPORT_FIELDS, Checkpoint, owner_of, parse_checkpoint, parse_export,
-                                          verify_checkpoint)
-from coldsign.ceremony.log import ZERO_HASH, Problem, check_lines, split_lines
+from coldsign.ceremony.checkpoint import (Checkpoint, export_bytes, owner_of, owner_signature_problems,
+                                          parse_checkpoint, parse_export, verify_checkpoint)
+from coldsign.ceremony.log import ZERO_HASH, Problem, actor_of, check_lines, split_lines, torn_problem
 from coldsign.errors import BadInput, NotFound
 from coldsign.keys.identity import fingerprint_of
 
@@ -146,6 +146,7 @@ class AuditResult:
     chain_checked: bool
     previous: Checkpoint | None = None
     lines: tuple[bytes, ...] = field(default=(), repr=False)
+    events: tuple[str | None, ...] = field(default=(), repr=False)     # per line, from `check_lines`
     names: dict[str, str] = field(default_factory=dict, repr=False)   # roster: fingerprint -> name
 
     def who(self, fingerprint: str) -> str:
@@ -169,9 +170,9 @@ class AuditResult:
         """The entries of the `wanted` events that verified, in log order (parsed on demand)."""
         bad = {p.index for p in self.problems if p.index is not None}
         out = []
-        for offset, line in enumerate(self.lines):
+        for offset, (line, event) in enumerate(zip(self.lines, self.events)):
             index = self.from_size + offset
-            if index in bad or _event_of(line) not in wanted:
+            if index in bad or event not in wanted:
                 continue
             doc = json.loads(line)
             out.append(Record(index, doc["time"], doc["event"], doc["actor"], doc["payload"]))
@@ -249,13 +250,6 @@ def audit_export_bytes(data: bytes, roster: "Roster", *, where: str | None = Non
     return result
 
 
-def export_bytes(doc: dict) -> bytes:
-    """The bytes of an export document as `coldsign log export` writes them (its fields in the
-    order `build_export` gives them: a re-ordered document is a different spelling)."""
-    ordered = {name: doc[name] for name in EXPORT_FIELDS if name in doc}
-    return (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "surrogatepass")
-
-
 def audit_log(data: bytes, roster: "Roster", *, checkpoint: Checkpoint | None = None,
               previous: Checkpoint | None = None, chain: ChainFacts | None = None,
               network: "Network | None" = None) -> AuditResult:
@@ -281,8 +275,7 @@ def _audit(source: str, lines: list[bytes], tail: bytes, start: int, prev_hash: 
     problems += checked_lines.problems
     end = start + len(lines)
     if tail:
-        problems.append(Problem(end, "torn", f"the log ends in {len(tail)} bytes without a newline (a torn "
-                                "write)"))
+        problems.append(torn_problem(end, tail))
     hashes = checked_lines.leaf_hashes
     cp_signers: tuple[Signer, ...] = ()
     if cp is not None:
@@ -298,7 +291,7 @@ def _audit(source: str, lines: list[bytes], tail: bytes, start: int, prev_hash: 
         checked = []
         for w in withdrawals:
             verdict, problem = _check_on_chain(w, chain, network)
-            checked.append(_replace_chain(w, verdict))
+            checked.append(replace(w, chain=verdict))
             if problem is not None:
                 problems.append(problem)
         withdrawals = checked
@@ -306,24 +299,13 @@ def _audit(source: str, lines: list[bytes], tail: bytes, start: int, prev_hash: 
     to_size = cp.size if cp is not None else end
     return AuditResult(source, start, to_size, tuple(problems), cp, cp_signers, _signers(lines, roster),
                        tuple(withdrawals), chain is not None, previous, tuple(lines),
-                       {c.fingerprint: c.name for c in roster.custodians})
+                       tuple(checked_lines.events), {c.fingerprint: c.name for c in roster.custodians})
 
 
 def _checkpoint_problems(cp: Checkpoint, signers: tuple[Signer, ...], start: int, end: int,
                          edge: list[bytes] | None, hashes: list[bytes], proof: list[bytes] | None,
                          exact: bool) -> list[Problem]:
-    problems = []
-    owner = owner_of(cp.origin)
-    if not signers:
-        problems.append(Problem(None, "bad-signature", "no signature on the checkpoint verifies against the roster"))
-    elif owner is None:
-        # NOTE: without this, a witness could sign a checkpoint alone by giving it an origin that
-        # names no identity (the owner check below would have nothing to compare with).
-        problems.append(Problem(None, "bad-signature", f"the checkpoint's origin {cp.origin[:80]} does not name the "
-                                "log's identity (coldsign.ceremony/<fingerprint>)"))
-    elif owner not in {s.fingerprint for s in signers}:
-        problems.append(Problem(None, "bad-signature", f"the log's own key ({cp.origin}) did not sign the "
-                                "checkpoint; only witnesses did"))
+    problems = owner_signature_problems(cp, (s.fingerprint for s in signers))
     if cp.size > end:
         return problems + [Problem(end, "truncated", f"the checkpoint covers {cp.size} entries but the log "
                                    f"ends at entry {end - 1}: entries {end}..{cp.size - 1} are missing")]
@@ -382,7 +364,7 @@ def _foreign_actors(lines: Sequence[bytes], start: int, owner: str | None, bad: 
     out = []
     for offset, line in enumerate(lines):
         index = start + offset
-        actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+        actor = actor_of(line)
         if index in bad or actor == owner:
             continue
         name = f" ({names[actor]})" if actor in names else ""
@@ -397,15 +379,6 @@ def _named(fingerprints: Iterable[str], roster: "Roster") -> tuple[Signer, ...]:
         c = roster.find(fp)
         out.append(Signer(fp, c.name if c else None, c.role if c else None, 0))
     return tuple(out)
-
-
-def _event_of(line: bytes) -> str | None:
-    """The event name of a canonical line without parsing it all ("event" is the 4th key)."""
-    at = line.find(b',"event":"')
-    if at < 0:
-        return None
-    end = line.find(b'"', at + 10)
-    return line[at + 10:end].decode("ascii", "replace")
 
 
 def _signers(lines: Sequence[bytes], roster: "Roster") -> tuple[Signer, ...]:
@@ -441,10 +414,6 @@ def _withdrawals(lines: Sequence[bytes], line_events: Sequence[str | None], star
                               p["psbt_sha256_before"], p["psbt_sha256_after"],
                               change=tuple(n for n, o in enumerate(p["outputs"]) if o.get("change"))))
     return out
-
-
-def _replace_chain(w: Withdrawal, verdict: str) -> Withdrawal:
-    return replace(w, chain=verdict)
 
 
 def _check_on_chain(w: Withdrawal, chain: ChainFacts, network: "Network") -> tuple[str, Problem | None]:

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from coldsign.ceremony import merkle
-from coldsign.ceremony.log import ZERO_HASH, Problem, verify_entries
+from coldsign.ceremony.log import ZERO_HASH, Problem, actor_of, verify_entries
 from coldsign.errors import BadInput, Refused
 from coldsign.keys.identity import FINGERPRINT_PATTERN, fingerprint_of, verify
 
@@ -211,6 +211,24 @@ def verify_checkpoint(cp: Checkpoint, roster_keys: Iterable[bytes]) -> list[str]
     return names
 
 
+def owner_signature_problems(cp: Checkpoint, signers: Iterable[str]) -> list[Problem]:
+    """``bad-signature`` unless the checkpoint's valid `signers` (fingerprints, `verify_checkpoint`)
+    include the log's owner, the identity its origin names: witnesses alone make no checkpoint."""
+    owner = owner_of(cp.origin)
+    signers = set(signers)
+    if not signers:
+        return [Problem(None, "bad-signature", "no signature on the checkpoint verifies against the roster")]
+    if owner is None:
+        # NOTE: without this, a witness could sign a checkpoint alone by giving it an origin that
+        # names no identity (the owner check would have nothing to compare with).
+        return [Problem(None, "bad-signature", f"the checkpoint's origin {cp.origin[:80]} does not name the "
+                        "log's identity (coldsign.ceremony/<fingerprint>)")]
+    if owner not in signers:
+        return [Problem(None, "bad-signature", f"the log's own key ({cp.origin}) did not sign the "
+                        "checkpoint; only witnesses did")]
+    return []
+
+
 # --- export --------------------------------------------------------------------------------------
 
 def build_export(lines: Sequence[bytes], from_size: int, checkpoint: Checkpoint) -> dict:
@@ -232,6 +250,13 @@ def build_export(lines: Sequence[bytes], from_size: int, checkpoint: Checkpoint)
             "checkpoint": checkpoint.text, "left_edge": [h.hex() for h in left.edge()], "prev_hash": prev}
 
 
+def export_bytes(doc: dict) -> bytes:
+    """The bytes of an export document as `coldsign log export` writes them and the audit requires
+    them: compact JSON, one newline, the fields in `build_export`'s order (re-ordered is re-spelled)."""
+    ordered = {name: doc[name] for name in EXPORT_FIELDS if name in doc}
+    return (json.dumps(ordered, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8", "surrogatepass")
+
+
 @dataclass(frozen=True)
 class ExportCheck:
     """What `verify_export` found: problems (empty: all good), the checkpoint, its valid signers."""
@@ -245,6 +270,16 @@ class ExportCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+_EXPORT_START = re.compile(rb'\s*\{\s*"format"\s*:')
+
+
+def looks_like_export(data: bytes) -> bool:
+    """Whether `data` is an export document rather than a raw log: an export starts with its
+    "format" field (`build_export` writes it first), a log line with "actor". Only the start is
+    looked at, so a large log is not decoded to find out; `parse_export` checks the rest."""
+    return _EXPORT_START.match(data[:256]) is not None
 
 
 def parse_export(data: bytes | str, *, where: str | None = None) -> dict:
@@ -293,17 +328,10 @@ def verify_export(doc: dict, roster_keys: Iterable[bytes], *, previous: Checkpoi
         return ExportCheck(problems + [Problem(None, "bad-root", err.message)], None, [], start, end)
     signers = verify_checkpoint(cp, keys)
     owner = owner_of(cp.origin)
-    if not signers:
-        problems.append(Problem(None, "bad-signature", "no signature on the checkpoint verifies against the roster"))
-    elif owner is None:
-        problems.append(Problem(None, "bad-signature", f"the checkpoint's origin {cp.origin[:80]} does not name the "
-                                "log's identity (coldsign.ceremony/<fingerprint>)"))
-    elif owner not in signers:
-        problems.append(Problem(None, "bad-signature", f"the log's own key ({cp.origin}) did not sign the "
-                                "checkpoint; only witnesses did"))
+    problems += owner_signature_problems(cp, signers)
     bad = {p.index for p in problems}
     for offset, line in enumerate(lines):
-        actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+        actor = actor_of(line)
         if owner is not None and start + offset not in bad and actor != owner:
             problems.append(Problem(start + offset, "wrong-actor", f"signed by {actor}, not by the log's owner "
                                     f"{owner} that the checkpoint's origin names"))

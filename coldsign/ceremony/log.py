@@ -194,6 +194,17 @@ class Problem:
         return {"index": self.index, "code": self.code, "message": self.message}
 
 
+def actor_of(line: bytes) -> str:
+    """The ``actor`` of a canonical line without parsing it: sorted keys put it first, as
+    ``{"actor":"<19-character fingerprint>",…`` (garbage for a line that is not canonical)."""
+    return line[10:29].decode("ascii", "replace")
+
+
+def torn_problem(index: int, tail: bytes) -> Problem:
+    """The problem of a log whose last `tail` bytes have no newline (entry `index` half written)."""
+    return Problem(index, "torn", f"the log ends in {len(tail)} bytes without a newline (a torn write)")
+
+
 def split_lines(data: bytes) -> tuple[list[bytes], bytes]:
     """(complete lines without newlines, the bytes after the last newline)."""
     end = data.rfind(b"\n") + 1
@@ -333,8 +344,7 @@ def verify_log_bytes(data: bytes, roster_keys: Iterable[bytes]) -> tuple[list[by
     lines, tail = split_lines(data)
     problems = verify_entries(lines, roster_keys)
     if tail:
-        problems.append(Problem(len(lines), "torn", f"the log ends in {len(tail)} bytes without a newline "
-                                "(a torn write)"))
+        problems.append(torn_problem(len(lines), tail))
     return lines, problems
 
 

@@ -8,7 +8,6 @@ naming the first bad entry and the reason.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -21,7 +20,6 @@ from coldsign.errors import BadInput, ExitStatus, NotFound, UsageProblem
 app = typer.Typer(no_args_is_help=True, help="Verify a ceremony log against the roster and the chain; "
                   "write the auditor's report.")
 
-TRANSACTION_MAX_BYTES = 4_000_000         # one raw transaction file (a block's weight limit)
 TRANSACTION_FILES_MAX = 10_000            # files read from --transactions DIR
 
 RosterOpt = Annotated[Optional[Path], typer.Option("--roster", help="the custodians' roster (default: "
@@ -49,7 +47,7 @@ class TransactionFiles:
     def __init__(self, folder: Path) -> None:
         from embit.transaction import Transaction
 
-        from coldsign.store import read_limited
+        from coldsign.cli.psbt import read_transaction
 
         if not folder.is_dir():
             raise NotFound("the transactions folder does not exist", where=str(folder))
@@ -58,8 +56,7 @@ class TransactionFiles:
         if len(files) > TRANSACTION_FILES_MAX:
             raise BadInput(f"more than {TRANSACTION_FILES_MAX} files in the transactions folder", where=str(folder))
         for path in files:
-            data = read_limited(path, 2 * TRANSACTION_MAX_BYTES + 2, what="transaction file")
-            raw = _hex_or_raw(data)
+            raw = read_transaction(path)             # hex or binary, bounded
             try:
                 txid = Transaction.parse(raw).txid().hex()
             except Exception:  # noqa: BLE001 - embit raises bare errors on junk
@@ -71,14 +68,6 @@ class TransactionFiles:
         if txid not in self.by_txid:
             raise NotFound(f"transaction {txid} is not among the transaction files")
         return self.by_txid[txid]
-
-
-def _hex_or_raw(data: bytes) -> bytes:
-    text = data.strip()
-    try:
-        return bytes.fromhex(text.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        return data
 
 
 def _roster(settings: Settings, roster_file: Path | None):
@@ -103,6 +92,7 @@ def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoi
               network_name: str | None):
     """Read everything, run `audit_export` or `audit_log`, return the AuditResult."""
     from coldsign.ceremony.audit import audit_export_bytes, audit_log
+    from coldsign.ceremony.checkpoint import looks_like_export
     from coldsign.ceremony.log import LOG_MAX_BYTES
     from coldsign.network import Network
     from coldsign.store import read_limited
@@ -112,7 +102,7 @@ def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoi
     roster = _roster(settings, roster_file)
     previous = _checkpoint(previous_file)
     data = read_limited(path, LOG_MAX_BYTES, what="log")
-    is_export = _is_export(data)
+    is_export = looks_like_export(data)      # parsed once, by audit_export_bytes
     if is_export and checkpoint_file is not None:
         raise UsageProblem("an export carries its own checkpoint; --checkpoint is for a raw log.jsonl")
     checkpoint = _checkpoint(checkpoint_file)
@@ -136,16 +126,6 @@ def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoi
     finally:
         if chain_source is not None and chain is not None:
             chain.close()
-
-
-_EXPORT_START = re.compile(rb'\s*\{\s*"format"\s*:')
-
-
-def _is_export(data: bytes) -> bool:
-    """An export document starts with its "format" field (`log export` writes it first); a raw log
-    starts with an entry, whose first field is "actor". Only the start is looked at: the export
-    is parsed once, by `audit_export_bytes`."""
-    return _EXPORT_START.match(data[:256]) is not None
 
 
 def _verdict_lines(result) -> list[str]:

@@ -330,6 +330,7 @@ def witness(
     """
     from coldsign.ceremony import merkle
     from coldsign.ceremony.checkpoint import cosign, owner_of, verify_checkpoint
+    from coldsign.ceremony.log import actor_of
     from coldsign.errors import VerificationFailed
     from coldsign.store import atomic_write
 
@@ -355,7 +356,7 @@ def witness(
                                      hint="compare the log you hold with the one the checkpoint was made from")
         owner = owner_of(cp.origin)
         for seq, line in enumerate(lines[:cp.size]):
-            actor = line[10:29].decode("ascii", "replace")      # canonical: {"actor":"<19 chars>",...
+            actor = actor_of(line)
             if owner is not None and actor != owner:
                 raise VerificationFailed(f"entry {seq} of the log is signed by {actor}, not by the log's owner "
                                          f"{owner} that the checkpoint's origin names", where=str(checkpoint_file),
@@ -377,18 +378,14 @@ def witness(
 
 def _lines_of(settings: Settings, log_file: Path | None) -> list[bytes]:
     """The log lines to check a checkpoint against: this home's log, a log.jsonl, or a whole export."""
-    from coldsign.ceremony.checkpoint import parse_export
+    from coldsign.ceremony.checkpoint import looks_like_export, parse_export
     from coldsign.ceremony.log import LOG_MAX_BYTES, split_lines
     from coldsign.store import read_limited
 
     if log_file is None:
         return _log(settings).check_not_torn().lines
     data = read_limited(log_file, LOG_MAX_BYTES, what="log")
-    try:
-        whole = json.loads(data)
-    except (ValueError, RecursionError):
-        whole = None                                  # not one JSON document: a log.jsonl
-    if isinstance(whole, dict) and "format" in whole:
+    if looks_like_export(data):
         doc = parse_export(data, where=str(log_file))
         if doc["from_size"] != 0:
             raise UsageProblem("--log needs a whole export (made without --since) to check a checkpoint",
@@ -437,7 +434,7 @@ def export(
 
     Example: coldsign log export --since paper-17.txt --qr --keystore treasury-1
     """
-    from coldsign.ceremony.checkpoint import build_export
+    from coldsign.ceremony.checkpoint import build_export, export_bytes
     from coldsign.ceremony import merkle
     from coldsign.cli.qr_send import TerminalQR, json_kind, transmission_of, write_transmission_frames
     from coldsign.store import atomic_write
@@ -471,7 +468,7 @@ def export(
         cp, _path = make_checkpoint(log, key)
         made = True
     doc = build_export(contents.lines, from_size, cp)
-    data = (json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    data = export_bytes(doc)
     result = {"from_size": doc["from_size"], "to_size": doc["to_size"], "entries": len(doc["entries"]),
               "checkpoint": cp.to_json(), "checkpoint_made": made, "bytes": len(data),
               "sha256": hashlib.sha256(data).hexdigest()}
