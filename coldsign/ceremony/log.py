@@ -52,6 +52,7 @@ from coldsign.ceremony import merkle
 from coldsign.ceremony.events import check_payload
 from coldsign.errors import BadInput, ColdsignError, Refused
 from coldsign.keys.identity import FINGERPRINT_PATTERN, fingerprint_of
+from coldsign.store import sync_folder
 
 if TYPE_CHECKING:
     from coldsign.keys.identity import IdentityKey
@@ -414,7 +415,7 @@ class CeremonyLog:
         finally:
             os.close(fd)
         if created:
-            _fsync_folder(self.folder)
+            sync_folder(self.folder)
         return parse_entry(line)
 
     def repair(self) -> tuple[Path, int] | None:
@@ -493,14 +494,6 @@ def _torn_error(path: Path, contents: LogContents) -> ColdsignError:
                    f"{contents.offset} are not a complete entry); nothing was appended", where=str(path),
                    code="log-torn", hint="run `coldsign log repair` to move the torn bytes aside "
                    "(they are kept in log.jsonl.torn-N), then try again")
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def installed_package_digest(package_root: Path | None = None) -> str:

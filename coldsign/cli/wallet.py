@@ -62,7 +62,7 @@ def register_cmd(
         seed = load_seed(settings.home, keystore, mnemonic_file, passphrase_file, password_file)
     source, extra = "descriptor", {}
     if file is not None:
-        setup = _read_setup_file(file, token_file, network)
+        setup = read_setup_file(file, token_file, network)
         source, descriptor, change_descriptor, extra = (setup.source, setup.descriptor, setup.change_descriptor,
                                                         setup.extra)
     existed = registry.wallet_path(settings.home, name).exists()
@@ -88,8 +88,9 @@ def register_cmd(
 SETUP_FILE_MAX_BYTES = LIMITS.wallet_setup_file_max_bytes
 
 
-def _read_setup_file(path: Path, token_file: Path | None, network):
-    """The wallet a setup file holds (coldsign.wallet.setupfile), errors located at the file."""
+def read_setup_file(path: Path, token_file: Path | None, network, script_type: str = "wpkh"):
+    """The wallet a setup file holds (coldsign.wallet.setupfile), errors located at the file;
+    `script_type` picks the account of a Coldcard generic JSON export."""
     from coldsign.errors import BadInput
     from coldsign.store import read_limited
     from coldsign.wallet.setupfile import parse_setup_text
@@ -101,7 +102,7 @@ def _read_setup_file(path: Path, token_file: Path | None, network):
         raise BadInput("the wallet setup file is not UTF-8 text", where=str(path)) from None
     token = read_bsms_token(token_file) if token_file is not None else None
     try:
-        return parse_setup_text(text, network, token=token)
+        return parse_setup_text(text, network, token=token, script_type=script_type)
     except BadInput as e:  # DescriptorError is a BadInput too
         e.where = f"{path}: {e.where}" if e.where else str(path)
         raise

@@ -106,7 +106,9 @@ def import_cmd(
         raise UsageProblem("--change-descriptor goes with --descriptor")
     source = "descriptor"
     if file is not None:
-        setup = _read_setup(file, token_file, network, script_type)
+        from coldsign.cli.wallet import read_setup_file
+
+        setup = read_setup_file(file, token_file, network, script_type)
         source, descriptor, change_descriptor = setup.source, setup.descriptor, setup.change_descriptor
     elif scan:
         setup = _scan_setup(images, video, text, camera, network, script_type)
@@ -118,26 +120,6 @@ def import_cmd(
            "first_address": wallet.address(0, 0),
            "keys": [{"fingerprint": k.origin.fingerprint.hex(), "path": k.origin.path_str()} for k in wallet.keys]}
     emit(settings, doc, lambda: _render_wallet(doc, title="Watching"))
-
-
-def _read_setup(path: Path, token_file: Path | None, network, script_type: str):
-    from coldsign.cli.wallet import _read_setup_file
-
-    if token_file is not None:
-        return _read_setup_file(path, token_file, network)
-    from coldsign.errors import BadInput
-    from coldsign.limits import LIMITS
-    from coldsign.store import read_limited
-    from coldsign.wallet.setupfile import parse_setup_text
-
-    raw = read_limited(path, LIMITS.wallet_setup_file_max_bytes, what="wallet export file")
-    try:
-        return parse_setup_text(raw.decode("utf-8-sig"), network, script_type=script_type)
-    except UnicodeDecodeError:
-        raise BadInput("the wallet export is not UTF-8 text", where=str(path)) from None
-    except BadInput as e:
-        e.where = f"{path}: {e.where}" if e.where else str(path)
-        raise
 
 
 def _scan_setup(images, video, text, camera, network, script_type: str):
