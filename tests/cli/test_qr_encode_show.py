@@ -33,7 +33,7 @@ def invoke(*args: str, env: dict | None = None):
 
 
 def read_qr(pixels) -> tuple[str, str]:
-    found = [r for r in zxingcpp.read_barcodes(pixels) if r.format == zxingcpp.BarcodeFormat.QRCode]
+    found = zxingcpp.read_barcodes(pixels, formats=zxingcpp.BarcodeFormat.QRCode)
     assert len(found) == 1, f"expected one QR code, found {len(found)}"
     return found[0].text, found[0].extra["Version"]
 

@@ -33,7 +33,7 @@ def ur_part(seq: int, k: int, length: int = 120) -> str:
 
 
 def decode(pixels) -> list[zxingcpp.Result]:
-    return [r for r in zxingcpp.read_barcodes(pixels) if r.format == zxingcpp.BarcodeFormat.QRCode]
+    return zxingcpp.read_barcodes(pixels, formats=zxingcpp.BarcodeFormat.QRCode)
 
 
 def decode_one(pixels) -> tuple[str, str]:
