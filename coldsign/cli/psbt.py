@@ -10,6 +10,9 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.psbt_qr import QRAnswer, scan_input
+from coldsign.cli.qr_receive import CameraOpt, DecoderName, DecoderOpt, ImagesOpt, VideoOpt
+from coldsign.cli.qr_send import DensityOpt, QRFormat
 from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
 from coldsign.errors import BadInput, PSBTDecodeError, UsageProblem, VerificationFailed
 from coldsign.limits import LIMITS
@@ -111,12 +114,30 @@ def sign(
                             "approvals, PSBT) to evaluate against the policy; FILE may then be '-'")] = None,
     policy_file: Annotated[Optional[Path], typer.Option("--policy", help="the policy expected to decide (must "
                            "be the installed one when a policy is installed)")] = None,
+    images: ImagesOpt = None,
+    video: VideoOpt = None,
+    camera: CameraOpt = None,
+    decoder: DecoderOpt = DecoderName.zxing,
+    frames_dir: Annotated[Optional[Path], typer.Option("--frames-dir", help="also write the signed PSBT as "
+                          "animated QR frames (frame-0001.png … and frames.txt) to this folder")] = None,
+    qr: Annotated[bool, typer.Option("--qr", help="also show the signed PSBT as animated QR in the terminal "
+                  "(q stops)")] = False,
+    qr_cycles: Annotated[Optional[int], typer.Option("--qr-cycles", min=1, help="with --qr: stop after this "
+                         "many cycles of the frames (default: until q)")] = None,
+    qr_format: Annotated[QRFormat, typer.Option("--qr-format", help="ur (default) or bbqr, for --frames-dir "
+                         "and --qr")] = QRFormat.ur,
+    density: DensityOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Review, then sign every input of the wallet with the seed's keys; each new signature is checked
     by libbitcoinkernel before anything is written. Refusals exit 4 and write nothing.
 
     The seed comes from --mnemonic-file (or typed words) or from an encrypted --keystore.
+
+    Across the air gap by light: FILE '-' with --images, --video or --camera scans the PSBT, or
+    the signing request bundle (then no --request), from animated QR; --frames-dir and/or --qr
+    give the signed PSBT back as animated QR (--qr-format ur or bbqr). The ceremony log then says
+    the PSBT came by QR and records the export (format, frames).
 
     Under a policy (installed in the home folder, or --policy FILE) a signing request bundle is
     required (--request): it is evaluated before the seed is read; a refusal is recorded in the
@@ -134,6 +155,8 @@ def sign(
     Example: coldsign --network regtest psbt sign withdrawal.psbt --wallet vault --keystore treasury-1 --out signed.psbt
 
     Example: coldsign --network regtest psbt sign - --request withdrawal.bundle --keystore treasury-1 --out signed.psbt --json
+
+    Example: coldsign --network regtest psbt sign - --images 'camera/*.png' --keystore treasury-1 --out signed.psbt --frames-dir answer/
     """
     from coldsign.console import render_review, render_sign_report
     from coldsign.cli.secrets import check_seed_options, load_seed
@@ -144,24 +167,34 @@ def sign(
     from coldsign.ceremony.session import (CeremonySession, identity_key, policy_payloads, produced_outputs,
                                            review_digest)
     from coldsign.errors import ColdsignError, Refused
+    from coldsign.psbt.codec import decode_psbt
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    if qr_cycles is not None and not qr:
+        raise UsageProblem("--qr-cycles goes with --qr")
+    answer = QRAnswer(frames_dir, qr, qr_format.value, density.value if density else None, stderr=settings.json,
+                      cycles=qr_cycles)
     session = CeremonySession.active_in(settings.home)      # None: no ceremony log, nothing is logged
     if session is not None:
         session.log.check_not_torn()                         # a torn log refuses before any secret is read
+    scanned = scan_input(file, images, video, camera, decoder.value, request_file is not None)
     seed = None
     try:
-        gate = _PolicyGate.open(settings, request_file, policy_file)
+        gate = _PolicyGate.open(settings, request_file, policy_file,
+                                scanned.data if scanned is not None and scanned.kind == "bundle" else None)
         try:
-            if gate is not None and str(file) == "-":
+            if scanned is not None and scanned.kind == "psbt":
+                psbt, raw, binary = decode_psbt(scanned.data), scanned.data, True
+            elif gate is not None and str(file) == "-":
                 psbt, binary = gate.bundle_psbt(), True
                 raw = gate.bundle.psbt
             else:
                 psbt, raw, binary = read_psbt(file)
+            answer.check_terminal(psbt.serialize())
             if session is not None:
-                session.record(events.PSBT_RECEIVED, events.psbt_received(hashlib.sha256(raw).hexdigest(), "file",
-                                                                          len(raw)))
+                session.record(events.PSBT_RECEIVED, events.psbt_received(
+                    hashlib.sha256(raw).hexdigest(), "file" if scanned is None else "qr", len(raw)))
             default_wallet = gate.bundle.request.wallet if gate is not None else None
             registration = pick_wallet(settings, wallet or default_wallet, psbt, required=True)
             network = network_for(settings, registration)
@@ -198,6 +231,12 @@ def sign(
                 session.record(events.SIGNATURES_PRODUCED, produced)
                 session.flush(log_key)                       # on disk before the signed PSBT is
             _data, sha = write_psbt(out, report.psbt, binary)
+            if answer.wanted:
+                shown, frames = answer.deliver(report.psbt.serialize())
+                if session is not None:
+                    session.record(events.EXPORTED, events.exported(
+                        qr_format.value, frames, hashlib.sha256(report.psbt.serialize()).hexdigest()))
+                    session.flush(log_key)
         finally:
             if gate is not None:
                 gate.close()
@@ -224,6 +263,10 @@ def sign(
     doc = {**report.to_json(), "out": str(out), "sha256": sha, "seed": seed.fingerprints()}
     if gate is not None:
         doc["policy"] = gate.summary()
+    if scanned is not None:
+        doc["received"] = scanned.to_json()
+    if answer.wanted:
+        doc["qr"] = shown
     emit(settings, doc, lambda: render_sign_report(report, str(out), sha, doc["seed"]))
 
 
@@ -235,14 +278,15 @@ class _PolicyGate:
         self.decision = None
 
     @classmethod
-    def open(cls, settings, request_file: Path | None, policy_file: Path | None) -> "_PolicyGate | None":
-        """None when no policy applies and no request is given; Refused `request-required` when a
-        policy applies and no request is given."""
+    def open(cls, settings, request_file: Path | None, policy_file: Path | None,
+             scanned_bundle: bytes | None = None) -> "_PolicyGate | None":
+        """None when no policy applies and no request is given (as --request FILE or scanned from QR);
+        Refused `request-required` when a policy applies and no request is given."""
         from coldsign.cli.policy_evaluate import no_policy, policy_in_force
         from coldsign.errors import Refused
 
         in_force = policy_in_force(settings, policy_file)
-        if request_file is None:
+        if request_file is None and scanned_bundle is None:
             if in_force is None:
                 return None
             raise Refused(f'policy "{in_force.policy.name}" v{in_force.policy.version} is in force on this signer: '
@@ -253,8 +297,9 @@ class _PolicyGate:
             raise no_policy(settings)
         from coldsign.cli.request import read_bundle
         from coldsign.policy.ledger import open_for_policy
+        from coldsign.policy.request import decode_bundle
 
-        bundle, _raw = read_bundle(request_file)
+        bundle = decode_bundle(scanned_bundle) if scanned_bundle is not None else read_bundle(request_file)[0]
         return cls(bundle, in_force, open_for_policy(settings.home, in_force.record))
 
     def bundle_psbt(self):

@@ -32,6 +32,10 @@ DecoderOpt = Annotated[DecoderName, typer.Option("--decoder", help="QR decoder: 
                                                  "zbar (the system libzbar)")]
 ResolutionOpt = Annotated[Optional[str], typer.Option("--resolution", help="camera resolution WIDTHxHEIGHT, "
                                                       "e.g. 1280x720")]
+ImagesOpt = Annotated[Optional[str], typer.Option("--images", help="image files, a glob read in name order "
+                                                "(quote it: 'frames/*.png')")]
+VideoOpt = Annotated[Optional[Path], typer.Option("--video", help="a video file (AVI, MP4, MKV)")]
+CameraOpt = Annotated[Optional[int], typer.Option("--camera", help="camera number (0 = the first)")]
 PreviewOpt = Annotated[bool, typer.Option("--preview", help="show the camera's view with the progress in a "
                                           "window (q or Esc stops)")]
 
@@ -40,12 +44,11 @@ PreviewOpt = Annotated[bool, typer.Option("--preview", help="show the camera's v
 def decode(
     ctx: typer.Context,
     out: OutOpt,
-    images: Annotated[Optional[str], typer.Option("--images", help="image files, a glob read in name order "
-                                                  "(quote it: 'frames/*.png')")] = None,
-    video: Annotated[Optional[Path], typer.Option("--video", help="a video file (AVI, MP4, MKV)")] = None,
+    images: ImagesOpt = None,
+    video: VideoOpt = None,
     text: Annotated[Optional[Path], typer.Option("--text", help="a text file, one QR payload a line "
                                                  "(frames.txt)")] = None,
-    camera: Annotated[Optional[int], typer.Option("--camera", help="camera number (0 = the first)")] = None,
+    camera: CameraOpt = None,
     resolution: ResolutionOpt = None,
     preview: PreviewOpt = False,
     decoder: DecoderOpt = DecoderName.zxing,

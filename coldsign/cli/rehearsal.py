@@ -188,7 +188,7 @@ class Ceremony:
     def encode_frames(self, role: str, file: Path, folder: Path, *args: str) -> list[str]:
         """`qr encode` FILE on ROLE's screen; the payloads of its frames, in order."""
         self.cli(role, "qr", "encode", str(file), "--frames-dir", str(folder), "--density", "medium", *args)
-        return [line for line in (folder / "frames.txt").read_text().splitlines() if line.strip()]
+        return payloads_in(folder)
 
     def photograph(self, payloads: list[str], folder: Path, seed: int) -> list[Path]:
         """Each payload as the receiving camera sees it: a degraded 1280x720 picture, to PNG."""
@@ -207,6 +207,11 @@ class Ceremony:
     def scan(self, role: str, folder: Path, out: Path) -> dict:
         """ROLE's signer reads the camera pictures in FOLDER with `qr decode --images`."""
         return self.cli(role, "qr", "decode", "--images", str(folder / "camera-*.png"), "--out", str(out))
+
+
+def payloads_in(folder: Path) -> list[str]:
+    """The payloads of the frames a command wrote to FOLDER (its frames.txt), in order."""
+    return [line for line in (folder / "frames.txt").read_text().splitlines() if line.strip()]
 
 
 # --- playing the steps -------------------------------------------------------------------------

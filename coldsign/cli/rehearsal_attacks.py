@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from coldsign.cli.rehearsal import Ceremony, StepRefused
-from coldsign.cli.rehearsal_steps import ATTACKER_TAG, CAMERA_SEED, SIGNERS, tagged_address
+from coldsign.cli.rehearsal_steps import ATTACKER_TAG, CAMERA_SEED, SIGNERS, sign_from_camera, tagged_address
 from coldsign.errors import NotFound
 
 FOREIGN_COSIGNER_ENTROPY = bytes([0x7F]) * 16   # the foreign cosigners' seed (test only)
@@ -148,8 +148,7 @@ def _inflate_fee(c: Ceremony) -> str:
 def _replay_request(c: Ceremony) -> str:
     who = SIGNERS[0]
     c.step = "sign-again"
-    c.cli(who, "psbt", "sign", "-", "--request", str(c.home(who) / "w1.request.json"), *c.keystore(who),
-          "--out", str(c.home(who) / "w1-signed-again.psbt"))
+    c.cli(who, *sign_from_camera(c, who), "--out", str(c.home(who) / "w1-signed-again.psbt"))
     return f"the same bundle shown to {who} again"
 
 

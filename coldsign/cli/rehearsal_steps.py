@@ -7,8 +7,9 @@ chain, as a table of steps (`STEPS`: stage, name, role, title, function) that
                   on the coordinator, the first policy signed by 2 admins and installed, logs opened
   2 funding       0.6 and 0.5 BTC mined to receive 0 and 1
   3 withdrawal    `watch send` 0.7 BTC to the exchange; Olivia's request; Carol's and Bob's approvals
-  4 the bundle    the approved bundle crosses to the signers as photographed BBQr frames
-  5 signing       alice and bob sign under the policy and answer as photographed UR frames
+  4 the bundle    the approved bundle shown as BBQr frames, photographed by the signers' cameras
+  5 signing       alice and bob each sign straight from the camera pictures (`psbt sign --images`)
+                  under the policy and answer as UR frames (`--frames-dir`), photographed in turn
   6 broadcast     the coordinator collects, finalizes, broadcasts, mines and syncs: confirmed
   7 audit         each log closed and exported; the auditor verifies them against the roster and
                   its copy of the chain, and writes HTML reports
@@ -27,7 +28,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Callable
 
-from coldsign.cli.rehearsal import Ceremony, CliResult, StepRefused
+from coldsign.cli.rehearsal import Ceremony, CliResult, StepRefused, payloads_in
 from coldsign.errors import ExitStatus
 
 CUSTODIANS = ("alice", "bob", "carol")
@@ -212,25 +213,25 @@ def _bundle_out(c: Ceremony) -> tuple[str, int]:
     return (f"approved bundle as {len(payloads)} BBQr frames, photographed", len(payloads))
 
 
-def _signers_scan(c: Ceremony) -> tuple[str, int]:
-    seen = 0
-    for who in SIGNERS:
-        doc = c.scan(who, c.transfer / "w1-bundle-camera", c.home(who) / "w1.request.json")
-        seen += doc["frames_seen"]
-    c.frames_out += seen
-    return (f"{len(SIGNERS)} signers read the camera pictures", seen)
-
-
 def _sign(c: Ceremony) -> tuple[str, int]:
     back = 0
     for n, who in enumerate(SIGNERS):
-        bundle, signed = c.home(who) / "w1.request.json", c.home(who) / "w1-signed.psbt"
-        doc = c.cli(who, "psbt", "sign", "-", "--request", str(bundle), *c.keystore(who), "--out", str(signed))
+        signed, answer = c.home(who) / "w1-signed.psbt", c.transfer / f"w1-signed-{who}-qr"
+        doc = c.cli(who, *sign_from_camera(c, who), "--out", str(signed), "--frames-dir", str(answer),
+                    "--qr-format", "ur", "--density", "medium")
+        c.frames_out += doc["received"]["frames_seen"]
         c.values[f"{who}-signed-inputs"] = doc["signed_inputs"]
-        payloads = c.encode_frames(who, signed, c.transfer / f"w1-signed-{who}-qr", "--format", "ur")
+        payloads = payloads_in(answer)
         c.photograph(payloads, c.transfer / f"w1-signed-{who}-camera", CAMERA_SEED + 1 + n)
         back += len(payloads)
-    return (f"{len(SIGNERS)} signed PSBTs as UR frames, photographed", back)
+    return (f"{len(SIGNERS)} signers read the bundle from the camera pictures, signed, answered as UR frames "
+            "(photographed)", back)
+
+
+def sign_from_camera(c: Ceremony, who: str) -> tuple[str, ...]:
+    """WHO's `psbt sign` of the bundle read from the camera pictures of the coordinator's screen."""
+    return ("psbt", "sign", "-", "--images", str(c.transfer / "w1-bundle-camera" / "camera-*.png"),
+            *c.keystore(who))
 
 
 def _collect(c: Ceremony) -> tuple[str, int]:
@@ -311,8 +312,8 @@ STEPS: tuple[Step, ...] = (
     Step(3, "request", "coordinator", "Olivia signs the request (expires in 4 h)", _request),
     Step(3, "approvals", "approvers", "Carol and Bob review and approve", _approvals),
     Step(4, "bundle-qr", "coordinator", "the approved bundle shown as QR", _bundle_out),
-    Step(4, "bundle-scan", "signers", "each signer scans the bundle from camera pictures", _signers_scan),
-    Step(5, "sign", "signers", "review, policy, sign, log; the signed PSBT shown as QR", _sign),
+    Step(5, "sign", "signers", "scan the bundle from camera pictures; review, policy, sign, log; the signed PSBT "
+         "as QR", _sign),
     Step(6, "collect", "coordinator", "scan the signatures back, collect, finalize (libbitcoinkernel)", _collect),
     Step(6, "broadcast", "coordinator", "broadcast, mine one block, sync", _broadcast),
     Step(6, "confirmed", "coordinator", "the withdrawal is confirmed", _confirmed),

@@ -70,6 +70,13 @@ def test_the_whole_ceremony_reaches_the_chain_and_the_audit(tmp_path):
         assert list((work / "transfer" / f"w1-signed-{who}-camera").glob("camera-*.png"))
         report = (work / "auditor" / f"{who}-report.html").read_text()
         assert doc["txid"] in report
+        # ... and each signer's log says so: the bundle came by QR, the answer left as UR frames.
+        logged = [json.loads(line) for line in json.loads((work / "auditor" / f"{who}-log.json").read_text())["entries"]]
+        received = [e["payload"] for e in logged if e["event"] == "psbt-received"]
+        exported = [e["payload"] for e in logged if e["event"] == "exported"]
+        answer = list((work / "transfer" / f"w1-signed-{who}-qr").glob("frame-*.png"))
+        assert [r["source"] for r in received] == ["qr"]
+        assert [(x["format"], x["frames"]) for x in exported] == [("ur", len(answer))]
     # the narration went to stderr, one line per step at least
     assert "bundle across the air gap" in result.stderr
 
@@ -80,7 +87,7 @@ ATTACKS = [
     ("foreign-change", "alice/sign", "foreign-change", 4),
     ("fee-inflated", "alice/sign", "fee", 4),
     ("request-replayed", "alice/sign-again", "nonce", 4),
-    ("frame-mixed", "alice/bundle-scan", "qr-decode", 3),
+    ("frame-mixed", "alice/sign", "qr-decode", 3),
     ("log-edited", "auditor/audit", "bad-signature", 5),
 ]
 
@@ -103,7 +110,7 @@ def test_each_attack_is_caught_by_the_right_check(tmp_path, name, where, by, exi
         assert doc["message"] == "part of another message: header B$ZP02 after B$ZJ04 (different file type, " \
                                  "part count)"
         # nothing was written by the refused decode
-        assert not (tmp_path / "rehearsal" / "alice" / "w1.request.json").exists()
+        assert not (tmp_path / "rehearsal" / "alice" / "w1-signed.psbt").exists()
     if name == "log-edited":
         assert (doc["edited_index"], doc["failed_index"]) == (5, 5)
         assert doc["message"] == "entry 5: the signature does not verify against the actor's key"
