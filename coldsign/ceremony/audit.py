@@ -92,6 +92,10 @@ class Withdrawal:
     psbt_sha256_after: str
     chain: str = UNCHECKED                      # UNCHECKED, ON_CHAIN or a problem code
     change: tuple[int, ...] = ()                # positions of the outputs the signer proved are change
+    labels: tuple[str, ...] = ()                # each output's address-book name ("" when none), in order
+
+    def label(self, n: int) -> str:
+        return self.labels[n] if n < len(self.labels) else ""
 
     @property
     def amount_sat(self) -> int:
@@ -101,7 +105,8 @@ class Withdrawal:
     def to_json(self) -> dict:
         return {"index": self.index, "time": self.time, "actor": self.actor, "txid": self.txid,
                 "inputs": list(self.inputs),
-                "outputs": [{"address": a, "amount_sat": s, "change": n in self.change}
+                "outputs": [{"address": a, "amount_sat": s, "change": n in self.change,
+                             **({"label": self.label(n)} if self.label(n) else {})}
                             for n, (a, s) in enumerate(self.outputs)],
                 "amount_sat": self.amount_sat, "psbt_sha256_before": self.psbt_sha256_before,
                 "psbt_sha256_after": self.psbt_sha256_after, "chain": self.chain}
@@ -412,7 +417,8 @@ def _withdrawals(lines: Sequence[bytes], line_events: Sequence[str | None], star
         out.append(Withdrawal(index, doc["time"], doc["actor"], p["txid"], tuple(p["inputs"]),
                               tuple((o["address"], o["amount_sat"]) for o in p["outputs"]),
                               p["psbt_sha256_before"], p["psbt_sha256_after"],
-                              change=tuple(n for n, o in enumerate(p["outputs"]) if o.get("change"))))
+                              change=tuple(n for n, o in enumerate(p["outputs"]) if o.get("change")),
+                              labels=tuple(o.get("label", "") for o in p["outputs"])))
     return out
 
 

@@ -14,8 +14,9 @@ review-shown         summary_sha256
 policy-decision      allowed, checks [{rule, ok, message}]
 approvals-checked    ok, required, approvers [fingerprint], [request_sha256]
 signatures-produced  psbt_sha256_before, psbt_sha256_after, inputs [index], txid,
-                     outputs [{address, amount_sat, [change]}]  (the auditor compares them with
-                     the chain; `change: true` marks the wallet's own change, which stays)
+                     outputs [{address, amount_sat, [change], [label]}]  (the auditor compares
+                     them with the chain; `change: true` marks the wallet's own change, which
+                     stays; `label`: the policy's address-book name of the destination)
 refusal              rule, message
 exported             format, frames, [sha256]
 ceremony-closed      [outcome]
@@ -122,7 +123,7 @@ SCHEMAS: dict[str, tuple[dict[str, Callable[[Any], bool]], dict[str, Callable[[A
                         {"request_sha256": _hex64}),
     SIGNATURES_PRODUCED: ({"psbt_sha256_before": _hex64, "psbt_sha256_after": _hex64,
                            "inputs": _list_of(_count), "txid": _hex64,
-                           "outputs": _list_of(_record({"change": _flag}, **_output))}, {}),
+                           "outputs": _list_of(_record({"change": _flag, "label": _text}, **_output))}, {}),
     REFUSAL: ({"rule": _text, "message": _text}, {}),
     EXPORTED: ({"format": _text, "frames": _count}, {"sha256": _hex64}),
     CEREMONY_CLOSED: ({}, {"outcome": _text}),
@@ -204,11 +205,13 @@ def approvals_checked(ok: bool, required: int, approvers: list[str], request_sha
 
 def signatures_produced(psbt_sha256_before: str, psbt_sha256_after: str, inputs: list[int], txid: str,
                         outputs: list[tuple]) -> dict:
-    """`outputs`: (address, amount in sat) or (address, amount, is_change) of every output, in order."""
+    """`outputs`: (address, amount in sat[, is_change[, label]]) of every output, in order."""
     def output(item: tuple) -> dict:
         doc = {"address": item[0], "amount_sat": item[1]}
         if len(item) > 2 and item[2]:
             doc["change"] = True
+        if len(item) > 3 and item[3]:
+            doc["label"] = item[3]
         return doc
 
     return check_payload(SIGNATURES_PRODUCED, {

@@ -76,6 +76,11 @@ def ceremonies(result: "AuditResult") -> list[Ceremony]:
     return out
 
 
+def _named(w: "Withdrawal", n: int) -> str:
+    """' "exchange"' after a destination the policy's address book names, else nothing."""
+    return f' "{w.label(n)}"' if w.label(n) else ""
+
+
 def _sat(amount: int) -> str:
     return f"{amount:,} sat ({format_btc(amount)})"
 
@@ -159,7 +164,7 @@ def render_markdown(result: "AuditResult", *, title: str = "ceremony log") -> st
     out += ["## Withdrawals", "", f"Times: {UNTRUSTED}.", "",
             "| Entry | Time | Signer | Txid | Destinations | Total | Chain |", "|---:|---|---|---|---|---:|---|"]
     for w in result.withdrawals:
-        dests = "; ".join(f"{_md(a)}: {_sat(s)}" + (" (change)" if n in w.change else "")
+        dests = "; ".join(f"{_md(a)}{_md(_named(w, n))}: {_sat(s)}" + (" (change)" if n in w.change else "")
                           for n, (a, s) in enumerate(w.outputs))
         out.append(f"| {w.index} | {_md(w.time)} | {_md(w.actor)} | {_md(w.txid)} | {dests} | {_sat(w.amount_sat)} "
                    f"| {_md(w.chain)} |")
@@ -205,8 +210,8 @@ def _table(head: list[str], rows: list[list[str]], cls: str = "", numeric: froze
 def _withdrawal_rows(withdrawals: "list[Withdrawal] | tuple[Withdrawal, ...]") -> list[list[str]]:
     rows = []
     for w in withdrawals:
-        dests = "<br>".join(f"<code>{_h(a)}</code>: {_h(_sat(s))}" + (" (change)" if n in w.change else "")
-                            for n, (a, s) in enumerate(w.outputs))
+        dests = "<br>".join(f"<code>{_h(a)}</code>{_h(_named(w, n))}: {_h(_sat(s))}"
+                            + (" (change)" if n in w.change else "") for n, (a, s) in enumerate(w.outputs))
         rows.append([str(w.index), _h(w.time), f"<code>{_h(w.actor)}</code>", f"<code>{_h(w.txid)}</code>", dests,
                      _h(_sat(w.amount_sat)), _h(w.chain)])
     return rows

@@ -14,8 +14,9 @@ The helpers below turn the signer's result objects into payloads (`coldsign.cere
 
 - `review_digest(review)`: SHA-256 of the canonical JSON of ``review.to_json()``, the very document
   ``coldsign psbt inspect --json`` prints, so an auditor can recompute the "review shown" digest;
-- `produced_outputs(review)`: every output in order, change included, as (address, amount); an
-  output without an address (OP_RETURN and other non-standard scripts) is ``script:<hex>``;
+- `produced_outputs(review, labels)`: every output in order, change included, as (address, amount,
+  change, label); an output without an address (OP_RETURN and other non-standard scripts) is
+  ``script:<hex>``; `labels` by output index (the policy's address-book names);
 - `refusal_rule(err)`: the rule a Refused error names: its code and the codes of its details
   ("refused: high-fee", "policy-refused: approvals");
 - `log_text(text)`: free text made safe for a payload: at most TEXT_MAX_CHARS, and text that the
@@ -116,8 +117,10 @@ def review_digest(review) -> str:
     return hashlib.sha256(canonical_json(review.to_json())).hexdigest()
 
 
-def produced_outputs(review) -> list[tuple[str, int, bool]]:
-    return [(o.address or f"script:{o.script_pubkey.hex()}", o.amount_sat, o.change) for o in review.outputs]
+def produced_outputs(review, labels: dict[int, str] | None = None) -> list[tuple[str, int, bool, str | None]]:
+    labels = labels or {}
+    return [(o.address or f"script:{o.script_pubkey.hex()}", o.amount_sat, o.change, labels.get(o.index))
+            for o in review.outputs]
 
 
 def refusal_rule(err: "ColdsignError") -> str:

@@ -221,7 +221,7 @@ def sign(
                 # ledger claims the request, so a payload the log refuses cannot burn the request.
                 produced = events.signatures_produced(
                     hashlib.sha256(psbt.serialize()).hexdigest(), hashlib.sha256(report.psbt.serialize()).hexdigest(),
-                    report.signed, result.txid, produced_outputs(result))
+                    report.signed, result.txid, produced_outputs(result, gate.labels(result) if gate else None))
                 log_key = identity_key(seed, session.log)
             if gate is not None:
                 # NOTE: recorded (nonce claimed, amount counted) BEFORE the signed PSBT exists on disk: a
@@ -353,6 +353,12 @@ class _PolicyGate:
             self.ledger.record_refusal(time=now, nonce=request.nonce, rule=self.decision.rule,
                                        reason=failures_text(self.decision) or refused.message)
             raise
+
+    def labels(self, review) -> dict[int, str]:
+        """The policy's address-book name of each output that has one, by output index."""
+        from coldsign.policy.evaluate import address_book_names
+
+        return address_book_names(self.in_force.policy, review)
 
     def summary(self) -> dict:
         return {"name": self.in_force.policy.name, "version": self.in_force.policy.version,

@@ -210,6 +210,19 @@ def _destinations(rule: Rule, policy: Policy, review) -> Check:
     return Check("destinations", True, f"every payment ({len(payments)}) goes to {names}", rule.name)
 
 
+def address_book_names(policy: Policy, review) -> dict[int, str]:
+    """The name of the first address-book entry holding each output (by address or descriptor), by
+    output index: what the ceremony log and the auditor's report call a destination."""
+    names = {}
+    for out in review.outputs:
+        for entry in policy.address_book:
+            if out.address is not None and (_normal(out.address) in {_normal(a) for a in entry.addresses}
+                                            or _in_descriptors([entry], out.script_pubkey, review.network)):
+                names[out.index] = entry.name
+                break
+    return names
+
+
 def _normal(address: str) -> str:
     return address.lower() if address.lower().startswith(_BECH32_PREFIXES) else address
 

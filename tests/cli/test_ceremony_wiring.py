@@ -167,7 +167,7 @@ def test_a_whole_ceremony_is_logged_signed_and_verifies(alice, unsigned, tmp_pat
     assert p[6] == {"psbt_sha256_before": psbt_sha,
                     "psbt_sha256_after": hashlib.sha256(signed_path.read_bytes()).hexdigest(),
                     "inputs": [0, 1], "txid": psbt.txid(),
-                    "outputs": [{"address": EXTERNAL_ADDRESS, "amount_sat": 150_000},
+                    "outputs": [{"address": EXTERNAL_ADDRESS, "amount_sat": 150_000, "label": "exchange"},
                                 {"address": change["address"], "amount_sat": change["amount_sat"],
                                  "change": True}]}
     assert signed["sha256"] == p[6]["psbt_sha256_after"]                   # binary out: the file's digest

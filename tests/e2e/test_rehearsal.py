@@ -70,6 +70,7 @@ def test_the_whole_ceremony_reaches_the_chain_and_the_audit(tmp_path):
         assert list((work / "transfer" / f"w1-signed-{who}-camera").glob("camera-*.png"))
         report = (work / "auditor" / f"{who}-report.html").read_text()
         assert doc["txid"] in report
+        assert f"{tagged_address(EXCHANGE_TAG)}</code> &quot;exchange&quot;: 70,000,000 sat" in report
         # ... and each signer's log says so: the bundle came by QR, the answer left as UR frames.
         logged = [json.loads(line) for line in json.loads((work / "auditor" / f"{who}-log.json").read_text())["entries"]]
         received = [e["payload"] for e in logged if e["event"] == "psbt-received"]

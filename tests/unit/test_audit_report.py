@@ -35,6 +35,7 @@ ROSTER = Roster((Custodian("Alice Ng", "custodian", ALICE.public_key),
 ADDRESS = bech32.encode("bcrt", 0, bytes([0x44]) * 20)
 CHANGE = bech32.encode("bcrt", 0, bytes([0x55]) * 20)
 TXID = "ab" * 32
+LABEL = "exchange <b>"                  # the policy's address-book name of the destination
 EVIL = "<script>alert(1)</script> | `pipe` \n next"
 MACHINE = "<b>laptop</b> </td>"
 
@@ -45,7 +46,7 @@ def the_log() -> list[bytes]:
         (events.POLICY_INSTALLED, events.policy_installed("bb" * 32, 3, "treasury")),
         (events.APPROVALS_CHECKED, events.approvals_checked(True, 2, [ALICE.fingerprint, BOB.fingerprint])),
         (events.SIGNATURES_PRODUCED, events.signatures_produced("11" * 32, "22" * 32, [0, 1], TXID,
-                                                                [(ADDRESS, 150_000), (CHANGE, 49_000)])),
+                                                                [(ADDRESS, 150_000, False, LABEL), (CHANGE, 49_000)])),
         (events.EXPORTED, events.exported("bbqr", 3)),
         (events.CEREMONY_CLOSED, events.ceremony_closed("signed")),
         (events.CEREMONY_OPENED, events.ceremony_opened(["Alice Ng"], "0.1.0", "aa" * 32, "laptop")),
@@ -82,7 +83,8 @@ def test_ceremonies_are_grouped_from_opening_to_closing():
 def test_markdown_report():
     text = render_markdown(result_of(), title="q1.json")
     assert text.startswith("# Ceremony log audit: q1.json\n\n**Verification: OK**")
-    assert f"| 3 | 2026-03-02T00:03:00Z | {ALICE.fingerprint} | {TXID} | {ADDRESS}: 150,000 sat (0.00150000 BTC); " \
+    assert f"| 3 | 2026-03-02T00:03:00Z | {ALICE.fingerprint} | {TXID} | {ADDRESS} \"exchange &lt;b>\": 150,000 sat " \
+           "(0.00150000 BTC); " \
            f"{CHANGE}: 49,000 sat (0.00049000 BTC) | 199,000 sat (0.00199000 BTC) | unchecked |" in text
     assert f"| Checkpoint root | {CHECKPOINT.root.hex()} |" in text
     assert "- **Policy:** version 3 \"treasury\"" in text
@@ -143,6 +145,7 @@ def test_html_is_one_escaped_self_contained_page():
     [head, row] = parsed.tables["withdrawals"]
     assert head == ["Entry", "Time", "Signer", "Txid", "Destinations", "Total", "Chain"]
     assert row[0] == "3" and row[3] == TXID and row[5] == "199,000 sat (0.00199000 BTC)"
+    assert row[4].startswith(f'{ADDRESS} "{LABEL}": 150,000 sat') and "b" not in parsed.tags
     ceremony_rows = parsed.tables["ceremony"]
     assert ["Machine", MACHINE] in ceremony_rows
     assert ["Refusal", f"rule max-fee: {EVIL} (entry 7)"] in ceremony_rows
@@ -160,7 +163,7 @@ def test_html_renders_the_withdrawals_table_in_headless_chromium(tmp_path):
     assert "script" not in parsed.tags                     # the refusal's script tag stayed text
     rows = parsed.tables["withdrawals"]
     assert len(rows) == 2 and rows[1][3] == TXID
-    assert f"{ADDRESS}: 150,000 sat (0.00150000 BTC)" in rows[1][4] and f"{CHANGE}: 49,000 sat" in rows[1][4]
+    assert f'{ADDRESS} "{LABEL}": 150,000 sat (0.00150000 BTC)' in rows[1][4] and f"{CHANGE}: 49,000 sat" in rows[1][4]
     assert rows[1][5] == "199,000 sat (0.00199000 BTC)"
     shot = tmp_path / "report.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,900",
@@ -175,6 +178,10 @@ def test_change_is_marked_and_not_counted_as_leaving():
                    "bb" * 32, "cc" * 32, change=(1,))
     assert w.amount_sat == 150_000
     assert [o["change"] for o in w.to_json()["outputs"]] == [False, True]
+    assert "label" not in w.to_json()["outputs"][0]
+    named = Withdrawal(3, "t", "abcd", "aa" * 32, (0,), (("bcrt1qpay", 150_000), ("bcrt1qchange", 49_000)),
+                       "bb" * 32, "cc" * 32, change=(1,), labels=("exchange", ""))
+    assert [o.get("label") for o in named.to_json()["outputs"]] == ["exchange", None]
 
 
 def test_markdown_report_has_no_links_or_images_from_log_payloads():

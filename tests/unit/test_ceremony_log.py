@@ -72,6 +72,13 @@ def test_payload_rules(tmp_path):
 def test_signatures_produced_payload_shape():
     payload = events.signatures_produced("aa" * 32, "bb" * 32, [0, 2], "cc" * 32, [("bcrt1qxyz", 5000)])
     assert payload["outputs"] == [{"address": "bcrt1qxyz", "amount_sat": 5000}]
+    labelled = events.signatures_produced("aa" * 32, "bb" * 32, [0], "cc" * 32,
+                                          [("bcrt1qpay", 5000, False, "exchange"), ("bcrt1qchg", 900, True, None)])
+    assert labelled["outputs"] == [{"address": "bcrt1qpay", "amount_sat": 5000, "label": "exchange"},
+                                   {"address": "bcrt1qchg", "amount_sat": 900, "change": True}]
+    with pytest.raises(BadInput, match="invalid 'outputs'"):
+        events.check_payload(events.SIGNATURES_PRODUCED, {**labelled, "outputs": [
+            {"address": "bcrt1qpay", "amount_sat": 5000, "label": 7}]})
     with pytest.raises(BadInput, match="invalid 'inputs'"):
         events.signatures_produced("aa" * 32, "bb" * 32, [-1], "cc" * 32, [])
 

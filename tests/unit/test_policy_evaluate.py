@@ -489,3 +489,18 @@ def test_a_request_expiring_at_the_end_of_the_calendar_is_a_decision_not_a_crash
         ("request created", "created 9999-12-31T23:00:00Z, signer's clock 2025-03-04T14:05:00Z, clock skew "
                             "allowance 300 s: created in the future")]
     assert {c.name: c.passed for c in decision.checks}["request expiry"] is True
+
+
+def test_address_book_names_each_output_it_holds_by_address_or_descriptor():
+    from coldsign.policy.evaluate import address_book_names
+
+    book = (AddressBookEntry("exchange", addresses=(EXTERNAL.upper(),)),   # bech32 in capitals: the same address
+            AddressBookEntry("cold-store", descriptors=(OWN_COLD.canonical(),), gap=10),
+            AddressBookEntry("exchange-again", addresses=(EXTERNAL,)))
+    policy = Scenario(book=book).policy()
+    _, reviewed = psbt_and_review([(W.EXTERNAL_SCRIPT, 100_000), (OWN_COLD.script_pubkey(0, 9), 20_000),
+                                   (OWN_COLD.script_pubkey(0, 10), 20_000), (FRESH_SCRIPT, 10_000)])
+    by_script = {o.script_pubkey: o.index for o in reviewed.outputs}
+    names = address_book_names(policy, reviewed)
+    # the first entry holding an output names it; beyond the descriptor's gap, or unlisted: no name
+    assert names == {by_script[W.EXTERNAL_SCRIPT]: "exchange", by_script[OWN_COLD.script_pubkey(0, 9)]: "cold-store"}
