@@ -124,6 +124,8 @@ def sign(
                   "(q stops)")] = False,
     qr_cycles: Annotated[Optional[int], typer.Option("--qr-cycles", min=1, help="with --qr: stop after this "
                          "many cycles of the frames (default: until q)")] = None,
+    full_psbt: Annotated[bool, typer.Option("--full-psbt", help="with --frames-dir/--qr: send the whole signed "
+                         "PSBT back, not only the signatures (for a coordinator that cannot combine)")] = False,
     qr_format: Annotated[QRFormat, typer.Option("--qr-format", help="ur (default) or bbqr, for --frames-dir "
                          "and --qr")] = QRFormat.ur,
     density: DensityOpt = None,
@@ -136,8 +138,9 @@ def sign(
 
     Across the air gap by light: FILE '-' with --images, --video or --camera scans the PSBT, or
     the signing request bundle (then no --request), from animated QR; --frames-dir and/or --qr
-    give the signed PSBT back as animated QR (--qr-format ur or bbqr). The ceremony log then says
-    the PSBT came by QR and records the export (format, frames).
+    answer as animated QR (--qr-format ur or bbqr): only the signatures and the transaction they
+    sign (a PSBT the coordinator combines with its own; --full-psbt sends the whole signed PSBT).
+    The ceremony log then says the PSBT came by QR and records the export (format, frames, SHA-256).
 
     Under a policy (installed in the home folder, or --policy FILE) a signing request bundle is
     required (--request): it is evaluated before the seed is read; a refusal is recorded in the
@@ -167,12 +170,14 @@ def sign(
     from coldsign.ceremony.session import (CeremonySession, identity_key, policy_payloads, produced_outputs,
                                            review_digest)
     from coldsign.errors import ColdsignError, Refused
-    from coldsign.psbt.codec import decode_psbt
+    from coldsign.psbt.codec import decode_psbt, signatures_only
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
     if qr_cycles is not None and not qr:
         raise UsageProblem("--qr-cycles goes with --qr")
+    if full_psbt and not (qr or frames_dir):
+        raise UsageProblem("--full-psbt goes with --frames-dir or --qr (the --out file always holds the whole PSBT)")
     answer = QRAnswer(frames_dir, qr, qr_format.value, density.value if density else None, stderr=settings.json,
                       cycles=qr_cycles)
     session = CeremonySession.active_in(settings.home)      # None: no ceremony log, nothing is logged
@@ -232,10 +237,11 @@ def sign(
                 session.flush(log_key)                       # on disk before the signed PSBT is
             _data, sha = write_psbt(out, report.psbt, binary)
             if answer.wanted:
-                shown, frames = answer.deliver(report.psbt.serialize())
+                sent = report.psbt if full_psbt else signatures_only(report.psbt, psbt)
+                shown, frames = answer.deliver(sent.serialize())
+                shown["content"] = "psbt" if full_psbt else "signatures"
                 if session is not None:
-                    session.record(events.EXPORTED, events.exported(
-                        qr_format.value, frames, hashlib.sha256(report.psbt.serialize()).hexdigest()))
+                    session.record(events.EXPORTED, events.exported(qr_format.value, frames, shown["sha256"]))
                     session.flush(log_key)
         finally:
             if gate is not None:

@@ -1,5 +1,5 @@
 """`psbt sign` across the air gap by light: the PSBT (or the signing request bundle) scanned in,
-the signed PSBT shown or written out as animated QR.
+the signatures shown or written out as animated QR.
 
 The signer's whole turn is then one command, and the ceremony log can say what really happened:
 `psbt-received` with source "qr" when the input was scanned, and an `exported` entry (format,
@@ -8,7 +8,8 @@ frames, SHA-256 of the signed PSBT) once the frames are written or shown.
 - `scan_input(...)`: the message the frame source (--images, --video or --camera) carries; a PSBT,
   or a request bundle (BBQr J, or UR bytes) whose PSBT is then the one signed;
 - `QRAnswer`: checked before anything is signed (old frames in --frames-dir, a terminal too
-  small for --qr), delivered after the signed PSBT is on disk.
+  small for --qr), delivered after the signed PSBT is on disk; what it carries (by default only
+  the signatures: `coldsign.psbt.codec.signatures_only`) is the caller's choice.
 """
 
 from __future__ import annotations
@@ -88,10 +89,11 @@ class QRAnswer:
             TerminalQR(size_hint, self.fmt, "psbt", stderr=self.stderr, density=self.density)
 
     def deliver(self, signed: bytes) -> tuple[dict, int]:
-        """Write and/or show `signed`; (the JSON facts, the number of frames written or shown)."""
+        """Write and/or show the PSBT `signed` (serialized); (the JSON facts, the number of frames
+        written or shown)."""
         from coldsign.cli.qr_send import TerminalQR, transmission_of, write_transmission_frames
 
-        doc: dict = {"format": self.fmt}
+        doc: dict = {"format": self.fmt, "bytes": len(signed), "sha256": hashlib.sha256(signed).hexdigest()}
         frames = 0
         if self.frames_dir is not None:
             written = write_transmission_frames(transmission_of(signed, self.fmt, "psbt", None, self.density),

@@ -9,7 +9,8 @@ chain, as a table of steps (`STEPS`: stage, name, role, title, function) that
   3 withdrawal    `watch send` 0.7 BTC to the exchange; Olivia's request; Carol's and Bob's approvals
   4 the bundle    the approved bundle shown as BBQr frames, photographed by the signers' cameras
   5 signing       alice and bob each sign straight from the camera pictures (`psbt sign --images`)
-                  under the policy and answer as UR frames (`--frames-dir`), photographed in turn
+                  under the policy and answer with their signatures only as UR frames
+                  (`--frames-dir`), photographed in turn
   6 broadcast     the coordinator collects, finalizes, broadcasts, mines and syncs: confirmed
   7 audit         each log closed and exported; the auditor verifies them against the roster and
                   its copy of the chain, and writes HTML reports
@@ -224,8 +225,8 @@ def _sign(c: Ceremony) -> tuple[str, int]:
         payloads = payloads_in(answer)
         c.photograph(payloads, c.transfer / f"w1-signed-{who}-camera", CAMERA_SEED + 1 + n)
         back += len(payloads)
-    return (f"{len(SIGNERS)} signers read the bundle from the camera pictures, signed, answered as UR frames "
-            "(photographed)", back)
+    return (f"{len(SIGNERS)} signers read the bundle from the camera pictures, signed, answered with their "
+            "signatures as UR frames (photographed)", back)
 
 
 def sign_from_camera(c: Ceremony, who: str) -> tuple[str, ...]:

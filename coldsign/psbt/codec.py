@@ -382,6 +382,35 @@ def combine(psbts: Sequence[Psbt]) -> Psbt:
     return result
 
 
+# The fields that say which transaction a PSBT is of (BIP-174 v0, BIP-370 v2): all a signer's
+# answer needs besides its signatures.
+_TRANSACTION_FIELDS = (
+    {F.PSBT_GLOBAL_UNSIGNED_TX, F.PSBT_GLOBAL_TX_VERSION, F.PSBT_GLOBAL_FALLBACK_LOCKTIME, F.PSBT_GLOBAL_INPUT_COUNT,
+     F.PSBT_GLOBAL_OUTPUT_COUNT, F.PSBT_GLOBAL_TX_MODIFIABLE, F.PSBT_GLOBAL_VERSION},
+    {F.PSBT_IN_PREVIOUS_TXID, F.PSBT_IN_OUTPUT_INDEX, F.PSBT_IN_SEQUENCE, F.PSBT_IN_REQUIRED_TIME_LOCKTIME,
+     F.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME},
+    {F.PSBT_OUT_AMOUNT, F.PSBT_OUT_SCRIPT},
+)
+
+
+def signatures_only(signed: Psbt, unsigned: Psbt) -> Psbt:
+    """A signer's answer, and nothing else: the transaction `signed` is of, and each input's entries
+    that `unsigned` did not have (the new signatures). The coordinator, who holds the rest, merges
+    it with the BIP-174 combiner; the previous transactions, scripts and derivations, most of a
+    PSBT's bytes, do not cross the air gap again."""
+    if not _same_transaction(signed, unsigned):
+        raise BadInput("the signed PSBT is of another transaction than the unsigned one")
+    globals_, inputs_, outputs_ = _TRANSACTION_FIELDS
+
+    def kept(m: PsbtMap, types: set[int], before: PsbtMap | None = None) -> PsbtMap:
+        return PsbtMap([(t, k, v) for t, k, v in m if t in types
+                        or (before is not None and before.get(t, k) != v)])
+
+    return Psbt(signed.version, kept(signed.globals, globals_),
+                [kept(m, inputs_, before) for m, before in zip(signed.inputs, unsigned.inputs)],
+                [kept(m, outputs_) for m in signed.outputs])
+
+
 def extract_transaction(psbt: Psbt):
     """BIP-174 extractor: the network transaction, refused (BadInput) unless every input is final."""
     from embit.script import Script, Witness

@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 
 import walletkit as W
 from coldsign.cli.main import app
-from coldsign.psbt.codec import Psbt
+from coldsign.psbt import fields as F
+from coldsign.psbt.codec import Psbt, combine, signatures_only
 
 
 def invoke(*args, env=None):
@@ -71,25 +72,31 @@ def test_a_scanned_psbt_is_signed_and_answered_as_frames_and_logged(alice, shown
     assert Psbt.parse(signed).txid() == psbt.txid() and doc["signed"] == [0, 1]
     frame_files = sorted(answer.glob("frame-*.png"))
     assert doc["qr"]["format"] == "bbqr" and doc["qr"]["frames"] == len(frame_files) >= 1
-    # The coordinator's camera reads the answer back: the very signed PSBT.
-    assert decode_frames(answer, tmp_path / "back.psbt") == signed
+    # The coordinator's camera reads the answer back: the signatures and the transaction, no more;
+    # combined with the coordinator's own PSBT they make the signed PSBT's inputs.
+    back = decode_frames(answer, tmp_path / "back.psbt")
+    assert doc["qr"]["content"] == "signatures" and doc["qr"]["sha256"] == hashlib.sha256(back).hexdigest()
+    assert back == signatures_only(Psbt.parse(signed), psbt).serialize() and len(back) < len(signed)
+    merged = combine([psbt, Psbt.parse(back)])
+    assert [m.items(F.PSBT_IN_PARTIAL_SIG) for m in merged.inputs] == \
+           [m.items(F.PSBT_IN_PARTIAL_SIG) for m in Psbt.parse(signed).inputs]
 
     entries = ok("--home", home, "log", "show", "--tail", "0", "--json")["entries"]
     assert [e["event"] for e in entries] == ["ceremony-opened", "psbt-received", "review-shown",
                                              "signatures-produced", "exported"]
     assert entries[1]["payload"] == {"sha256": hashlib.sha256(raw).hexdigest(), "source": "qr", "bytes": len(raw)}
     assert entries[4]["payload"] == {"format": "bbqr", "frames": len(frame_files),
-                                     "sha256": hashlib.sha256(signed).hexdigest()}
+                                     "sha256": hashlib.sha256(back).hexdigest()}
     assert entries[3]["payload"]["psbt_sha256_after"] == hashlib.sha256(signed).hexdigest()
 
 
-def test_without_a_log_the_answer_frames_still_come(alice, shown, tmp_path):
+def test_the_whole_signed_psbt_when_asked_and_without_a_log(alice, shown, tmp_path):
     home, words = alice
     psbt, frames = shown
     answer = tmp_path / "answer"
     doc = ok("--home", home, "psbt", "sign", "-", "--images", f"{frames}/frame-*.png", "--mnemonic-file", words,
-             "--out", tmp_path / "signed.psbt", "--frames-dir", answer, "--json")
-    assert doc["qr"]["format"] == "ur" and not (home / "ceremony").exists()
+             "--out", tmp_path / "signed.psbt", "--frames-dir", answer, "--full-psbt", "--json")
+    assert (doc["qr"]["format"], doc["qr"]["content"]) == ("ur", "psbt") and not (home / "ceremony").exists()
     assert decode_frames(answer, tmp_path / "back.psbt") == (tmp_path / "signed.psbt").read_bytes()
 
 
@@ -196,8 +203,11 @@ def test_the_answer_shown_in_the_terminal_is_logged_with_the_frames_shown(alice,
     assert entries[-1]["payload"]["frames"] == shown_frames and entries[-1]["payload"]["format"] == "ur"
 
 
-def test_qr_cycles_goes_with_qr(alice, tmp_path):
+def test_qr_options_go_with_a_qr_answer(alice, tmp_path):
     home, words = alice
     result = invoke("--home", home, "psbt", "sign", tmp_path / "withdrawal.psbt", "--mnemonic-file", words,
                     "--out", tmp_path / "signed.psbt", "--qr-cycles", "2", "--json")
     assert result.exit_code == 2 and "--qr-cycles goes with --qr" in result.output
+    result = invoke("--home", home, "psbt", "sign", tmp_path / "withdrawal.psbt", "--mnemonic-file", words,
+                    "--out", tmp_path / "signed.psbt", "--full-psbt", "--json")
+    assert result.exit_code == 2 and "--full-psbt goes with --frames-dir or --qr" in result.output

@@ -193,3 +193,41 @@ def test_a_large_psbt_is_signed_on_threads_and_every_input_checks():
     check_signatures(report, result)
     assert report.signed == list(range(300)) and report.consensus_checked == list(range(300))
     assert [s.input for s in report.signatures] == list(range(300))
+
+
+@pytest.mark.parametrize("kind, version", [("wsh-sortedmulti", 0), ("wsh-sortedmulti", 2), ("tr", 0), ("wpkh", 2)])
+def test_a_signers_answer_carries_its_signatures_and_the_transaction_only(kind, version):
+    from coldsign.psbt.codec import Psbt, combine, signatures_only, to_version_2
+    from coldsign.watch.collect import finalize_checked, signers
+
+    wallet, psbt = W.honest(kind)
+    if version == 2:
+        psbt = to_version_2(psbt)
+    answers = []
+    for name in W.signers_of(kind):
+        result = review(psbt, Network.REGTEST, wallet, wallet_name="vault")
+        report = sign(psbt, result, wallet, W.seed(name))
+        check_signatures(report, result)
+        answer = Psbt.parse(signatures_only(report.psbt, psbt).serialize())   # valid BIP-174/370 on its own
+        assert answer.txid() == psbt.txid() and answer.version == version
+        assert len(answer.serialize()) < len(report.psbt.serialize())
+        kept = {t for m in answer.inputs for t, _, _ in m}
+        assert kept <= {F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_KEY_SIG, F.PSBT_IN_PREVIOUS_TXID, F.PSBT_IN_OUTPUT_INDEX,
+                        F.PSBT_IN_SEQUENCE}
+        assert kept & {F.PSBT_IN_PARTIAL_SIG, F.PSBT_IN_TAP_KEY_SIG}
+        assert not any(m.get(F.PSBT_IN_NON_WITNESS_UTXO) or m.get(F.PSBT_IN_WITNESS_UTXO) for m in answer.inputs)
+        answers.append(answer)
+    # The coordinator's PSBT and the answers alone make the final transaction, accepted by libbitcoinkernel.
+    merged = combine([psbt, *answers])
+    assert signers(merged, wallet).complete
+    assert finalize_checked(merged).txid == psbt.txid()
+
+
+def test_an_answer_needs_the_unsigned_psbt_of_the_same_transaction():
+    from coldsign.errors import BadInput
+    from coldsign.psbt.codec import signatures_only
+
+    _, one = W.honest()
+    _, other = W.honest(fee_rate=5)
+    with pytest.raises(BadInput, match="another transaction"):
+        signatures_only(one, other)
