@@ -55,16 +55,6 @@ def write_bundle(path, psbt_bytes: bytes, approvers: list[IdentityKey]):
 
 
 @pytest.fixture()
-def alice(tmp_path):
-    """(home, alice's words file) with "vault" registered; nothing logged yet."""
-    home = tmp_path / "alice"
-    words = W.write_mnemonic(tmp_path, "alice")
-    ok("--home", home, "--network", "regtest", "wallet", "register", "--name", "vault",
-       "--descriptor", W.descriptor("wpkh"), "--mnemonic-file", words, "--json")
-    return home, words
-
-
-@pytest.fixture()
 def unsigned(tmp_path):
     _, psbt = W.honest()
     path = tmp_path / "withdrawal.psbt"

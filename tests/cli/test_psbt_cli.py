@@ -1,7 +1,7 @@
 """`coldsign psbt ...` as users run it: encodings, the inspect JSON contract, exit codes.
 
-The wallet is alice's wpkh account (tests/walletkit.py), registered in a fresh home folder; the
-PSBT (walletkit.honest) spends two 100,000-sat coins at receive 0/0 and 0/1, pays 150,000 sat to
+The wallet is alice's wpkh account (tests/walletkit.py), registered in a fresh home folder (the
+`alice` fixture, tests/cli/conftest.py); the PSBT (walletkit.honest) spends two 100,000-sat coins at receive 0/0 and 0/1, pays 150,000 sat to
 an external P2WPKH and sends the rest less a 2 sat/vB fee to change 1/0.
 """
 
@@ -22,16 +22,6 @@ def invoke(*args: str):
 
 
 @pytest.fixture()
-def signer(tmp_path):
-    home = tmp_path / "alice"
-    words = W.write_mnemonic(tmp_path, "alice")
-    result = invoke("--home", str(home), "--network", "regtest", "wallet", "register", "--name", "vault",
-                    "--descriptor", W.descriptor("wpkh"), "--mnemonic-file", str(words))
-    assert result.exit_code == 0, result.output
-    return home, words
-
-
-@pytest.fixture()
 def unsigned(tmp_path):
     _, psbt = W.honest()
     path = tmp_path / "unsigned.psbt"
@@ -40,8 +30,8 @@ def unsigned(tmp_path):
 
 
 @pytest.mark.parametrize("encoding", ["binary", "base64", "hex"])
-def test_inspect_reads_every_encoding_and_keeps_the_contract(signer, unsigned, tmp_path, encoding):
-    home, _ = signer
+def test_inspect_reads_every_encoding_and_keeps_the_contract(alice, unsigned, tmp_path, encoding):
+    home, _ = alice
     path, psbt = unsigned
     raw = psbt.serialize()
     text = {"binary": raw, "base64": base64.b64encode(raw) + b"\n", "hex": raw.hex().encode() + b"\n"}[encoding]
@@ -68,8 +58,8 @@ def test_inspect_reads_every_encoding_and_keeps_the_contract(signer, unsigned, t
     assert [w["severity"] for w in doc["warnings"]] == []
 
 
-def test_inspect_human_view_names_payment_and_change(signer, unsigned):
-    home, _ = signer
+def test_inspect_human_view_names_payment_and_change(alice, unsigned):
+    home, _ = alice
     result = invoke("--home", str(home), "psbt", "inspect", str(unsigned[0]), "--wallet", "vault")
     assert result.exit_code == 0, result.output
     assert "PAYMENT" in result.stdout and "change 1/0" in result.stdout
@@ -122,10 +112,10 @@ def test_oversized_file_is_refused_before_parsing(tmp_path):
     assert "larger than the limit" in result.output
 
 
-def test_sign_writes_the_same_encoding_and_reports(signer, unsigned, tmp_path):
+def test_sign_writes_the_same_encoding_and_reports(alice, unsigned, tmp_path):
     import hashlib
 
-    home, words = signer
+    home, words = alice
     path, psbt = unsigned
     b64 = tmp_path / "in.b64"
     b64.write_text(base64.b64encode(psbt.serialize()).decode())
@@ -149,8 +139,8 @@ def test_sign_writes_the_same_encoding_and_reports(signer, unsigned, tmp_path):
     assert not (tmp_path / "twice.psbt").exists()
 
 
-def test_sign_with_a_seed_outside_the_wallet_is_refused(signer, unsigned, tmp_path):
-    home, _ = signer
+def test_sign_with_a_seed_outside_the_wallet_is_refused(alice, unsigned, tmp_path):
+    home, _ = alice
     bob = W.write_mnemonic(tmp_path, "bob")
     out = tmp_path / "signed.psbt"
     result = invoke("--home", str(home), "psbt", "sign", str(unsigned[0]), "--wallet", "vault",
@@ -160,8 +150,8 @@ def test_sign_with_a_seed_outside_the_wallet_is_refused(signer, unsigned, tmp_pa
     assert not out.exists()
 
 
-def test_a_bad_mnemonic_is_a_secret_problem_and_never_echoed(signer, unsigned, tmp_path):
-    home, _ = signer
+def test_a_bad_mnemonic_is_a_secret_problem_and_never_echoed(alice, unsigned, tmp_path):
+    home, _ = alice
     words = W.mnemonic("alice").split()
     words[3] = "zzzz" + words[3]
     wrong = tmp_path / "wrong.txt"

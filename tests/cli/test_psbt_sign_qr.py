@@ -31,15 +31,6 @@ def ok(*args, env=None) -> dict:
 
 
 @pytest.fixture()
-def alice(tmp_path):
-    home = tmp_path / "alice"
-    words = W.write_mnemonic(tmp_path, "alice")
-    ok("--home", home, "--network", "regtest", "wallet", "register", "--name", "vault",
-       "--descriptor", W.descriptor("wpkh"), "--mnemonic-file", words, "--json")
-    return home, words
-
-
-@pytest.fixture()
 def shown(tmp_path):
     """(the unsigned PSBT, the folder of its UR frames as the coordinator's screen drew them)."""
     _, psbt = W.honest()
