@@ -111,6 +111,17 @@ def settings_of(ctx: typer.Context, json_flag: bool = False) -> Settings:
     return settings
 
 
+def rich_console(*, stderr: bool = False, soft_wrap: bool = False):
+    """A Rich console for a command's human output (Rich is imported only when one is made).
+
+    NOTE: markup, highlighting and emoji codes off: names, memos, descriptors ("[fp/path]") and
+    roles are shown as typed, never taken for style tags or ":emoji:". soft_wrap: long lines
+    (hashes, descriptors) are never broken."""
+    from rich.console import Console
+
+    return Console(highlight=False, markup=False, emoji=False, stderr=stderr, soft_wrap=soft_wrap)
+
+
 def emit(settings: Settings, doc: dict[str, Any], render: Callable[[], None] | None = None) -> None:
     """Print the command's result: one JSON document with --json, else the human view."""
     if settings.json:

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.secrets import refuse_existing_secret_file, write_secret_file
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, UsageProblem
@@ -35,16 +35,11 @@ PassphraseFileOpt = Annotated[Optional[Path], typer.Option(
 
 # --- terminal helpers --------------------------------------------------------------------------
 
-def _console(err: bool):
-    from rich.console import Console
-
-    return Console(stderr=err, highlight=False, markup=False, emoji=False, soft_wrap=True)
-
 
 def _warn(message: str) -> None:
     from rich.text import Text
 
-    _console(err=True).print(Text(message, style="bold red"))
+    rich_console(stderr=True, soft_wrap=True).print(Text(message, style="bold red"))
 
 
 def _read_mnemonic(mnemonic_file: Path | None) -> tuple[Secret, str]:
@@ -175,7 +170,7 @@ def _describe_layout(doc: dict) -> str:
 def _render_split_files(doc: dict) -> None:
     from rich.text import Text
 
-    out = _console(err=False)
+    out = rich_console(soft_wrap=True)
     out.print(Text(f"Split seed {_fingerprint_text(doc)} into {doc['share_count']} SLIP-39 shares, "
                    f"{_describe_layout(doc)}, identifier {doc['identifier']}:"))
     for item in doc["files"]:
@@ -188,7 +183,7 @@ def _show_shares(doc: dict, result: list[list[Secret]]) -> None:
 
     _warn("WARNING: the shares below are secrets. Write each one down for its own holder; "
           "they are shown this once and not stored.")
-    out = _console(err=False)
+    out = rich_console(soft_wrap=True)
     out.print(Text(f"Seed {_fingerprint_text(doc)}: {doc['share_count']} SLIP-39 shares, "
                    f"{_describe_layout(doc)}, identifier {doc['identifier']}"))
     for g, members in enumerate(result, 1):
@@ -261,7 +256,7 @@ def combine_command(
 def _render_combine(doc: dict, words: Secret | None) -> None:
     from rich.text import Text
 
-    out = _console(err=False)
+    out = rich_console(soft_wrap=True)
     out.print(Text(f"Recovered a {doc['words']}-word seed, master fingerprint {_fingerprint_text(doc)}."))
     out.print(Text(f"Share set {doc['identifier']}, groups used: "
                    f"{', '.join(str(g) for g in doc['groups_used'])} of {doc['group_count']}"))
@@ -323,6 +318,6 @@ def seedqr_command(
     write_secret_file(out, png, "--out")
     doc = {"out": str(out), "format": "compact" if compact else "standard",
            "words": len(mnemonic.reveal().split()), "qr_version": version, "mode": "0600"}
-    emit(settings, doc, lambda: _console(err=False).print(
+    emit(settings, doc, lambda: rich_console(soft_wrap=True).print(
         Text(f"Wrote a {doc['format']} SeedQR (QR version {version}) of a {doc['words']}-word seed "
              f"to {out} (mode 0600).")))

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.key import app
 from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
 from coldsign.errors import EnvironmentProblem, UsageProblem
@@ -174,7 +174,7 @@ def export(
         from coldsign.console import fingerprint_text
 
         fingerprint = fingerprint_text(doc["fingerprint"], doc.get("fingerprint_without_passphrase"))
-        _console().print(f"{note}, master fingerprint {fingerprint}{extra}{where}")
+        rich_console(stderr=True, soft_wrap=True).print(f"{note}, master fingerprint {fingerprint}{extra}{where}")
 
     emit(settings, doc, human)
 
@@ -183,10 +183,3 @@ def _bsms_record(seed, path: tuple[int, ...], network, token: str, description: 
     from coldsign.wallet.bsms import signer_record
 
     return signer_record(seed, path, network, token=token, description=description).rstrip("\n")
-
-
-def _console():
-    from rich.console import Console
-
-    # NOTE: markup off: "[fp/path]" would be taken for a style tag. stderr: stdout carries the export.
-    return Console(highlight=False, markup=False, stderr=True, soft_wrap=True)

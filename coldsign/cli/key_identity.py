@@ -13,23 +13,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.key import app
 from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
 from coldsign.errors import UsageProblem
 
 
-def _console():
-    from rich.console import Console
-
-    # NOTE: markup off: a "[...]" in a name or role would be taken for a style tag and dropped.
-    return Console(highlight=False, markup=False)
-
 
 def render_identity(doc: dict) -> None:
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     from coldsign.console import fingerprint_text
 
     seed = fingerprint_text(doc["seed_fingerprint"], doc.get("seed_fingerprint_without_passphrase"))
@@ -46,7 +40,7 @@ def render_roster(doc: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     if not doc["custodians"]:
         console.print(Text(f"No custodians in {doc['roster']}"), soft_wrap=True)
         return

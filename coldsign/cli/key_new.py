@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, SecretProblem, UsageProblem
 from coldsign.limits import LIMITS
@@ -85,7 +85,7 @@ def _show_and_confirm(mnemonic: str) -> None:
 
     from coldsign.keys.seed import normalize_mnemonic
 
-    console = _console()
+    console = rich_console(stderr=True)
     words = mnemonic.split()
     console.print(Text("WRITE THESE WORDS DOWN NOW. They are shown once, never stored in clear, and anyone "
                        "who sees them can spend the funds.", style="bold red"))
@@ -105,17 +105,11 @@ def _show_and_confirm(mnemonic: str) -> None:
                                 hint="run `coldsign key new` again; these words are discarded")
 
 
-def _console():
-    from rich.console import Console
-
-    # NOTE: markup off: "[fp/path]" would be taken for a style tag. stderr: stdout may carry --json.
-    return Console(highlight=False, markup=False, stderr=True)
-
 
 def render(doc: dict) -> None:
     from rich.text import Text
 
-    console = _console()
+    console = rich_console(stderr=True)
     where = f"keystore {doc['keystore']}" if "keystore" in doc else f"file {doc['mnemonic_out']}"
     console.print(Text.assemble(f"New {doc['words']}-word seed stored in {where}; master fingerprint ",
                                 (doc["fingerprint"], "bold")))

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.key import app
 from coldsign.errors import Refused, SecretProblem, UsageProblem
 from coldsign.cli.secrets import read_mnemonic, read_passphrase, read_password
@@ -32,17 +32,11 @@ def kdf_limits() -> dict:
 
 # ---------------------------------------------------------------- rendering
 
-def _console():
-    from rich.console import Console
-
-    # NOTE: markup off: "[fp/path]" would be taken for a style tag and silently dropped.
-    return Console(highlight=False, markup=False)
-
 
 def render_info(doc: dict, *, title: str) -> None:
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     console.print(Text.assemble((title, "bold"), f"  {doc['name']}  ({doc['path']})"))
     if doc["has_passphrase"]:
         console.print(Text.assemble("master fingerprint with the passphrase:    ", (doc["fingerprint"], "bold")))
@@ -59,7 +53,7 @@ def render_info(doc: dict, *, title: str) -> None:
 def render_list(doc: dict) -> None:
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     if not doc["keystores"]:
         console.print(Text(f"No keystores in {doc['folder']}"))
         return

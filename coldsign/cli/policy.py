@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.app import JsonFlag, Settings, emit, rich_console, settings_of
 from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
                                  PasswordFileOpt, load_identity)
 from coldsign.errors import BadInput, ExitStatus, Refused
@@ -24,13 +24,6 @@ app = typer.Typer(no_args_is_help=True, help="The signed policy: what this signe
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _console(stderr: bool = False):
-    from rich.console import Console
-
-    # NOTE: markup off: names and descriptors may contain "[...]", which Rich would take for style tags.
-    return Console(highlight=False, markup=False, stderr=stderr)
 
 
 def read_policy_file(file: Path):
@@ -87,7 +80,7 @@ def init(
         raise Refused(f"{out} already exists", code="exists", hint="choose another file or pass --force")
     atomic_write(out, init_example(network.value, default_expiry(_now())))
     doc = {"out": str(out), "network": network.value}
-    emit(settings, doc, lambda: _console().print(f"Wrote an example policy to {out}: replace every <...>, "
+    emit(settings, doc, lambda: rich_console().print(f"Wrote an example policy to {out}: replace every <...>, "
                                                  "then have the admins sign it (coldsign policy approve-doc)."))
 
 
@@ -97,7 +90,7 @@ def render_policy(doc: dict) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     console.print(Text.assemble(("Policy ", "bold"), f'"{doc["name"]}" version {doc["version"]}  '
                                 f'network {doc["network"]}  expires {doc["expires"] or "never"}'))
     console.print(Text.assemble("digest: ", (doc["digest_groups"], "bold")), soft_wrap=True)
@@ -232,7 +225,7 @@ def approve_doc(
            "named_in_policy": approver.name if approver else None}
 
     def render() -> None:
-        console = _console()
+        console = rich_console()
         digest = format_digest(signature.policy_digest)
         console.print(f'Signed policy "{policy.name}" v{policy.version}, digest {digest}')
         console.print(f"as {key.fingerprint}" + (f" ({approver.name})" if approver else
@@ -329,7 +322,7 @@ def install(
         from rich.panel import Panel
         from rich.text import Text
 
-        console = _console()
+        console = rich_console()
         render_quorum(doc["quorum"], console)
         what = "First policy" if result.previous is None else \
             f"Policy (replacing v{result.previous.policy.version})"
@@ -368,7 +361,7 @@ def verify(
            "ok": report.met, "rollback": rollback, **report.to_json()}
 
     def render() -> None:
-        console = _console()
+        console = rich_console()
         console.print(f'Policy "{policy.name}" v{policy.version}, digest {format_digest(report.digest)}')
         render_quorum(doc, console)
         if rollback:

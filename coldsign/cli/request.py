@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.app import JsonFlag, Settings, emit, rich_console, settings_of
 from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
                                  PasswordFileOpt, load_identity)
 from coldsign.errors import BadInput, Refused, UsageProblem, VerificationFailed
@@ -31,13 +31,6 @@ class QRFormat(str, Enum):
 
 
 BundleArg = Annotated[Path, typer.Argument(help="the request bundle file (JSON)")]
-
-
-def _console(stderr: bool):
-    from rich.console import Console
-
-    # NOTE: markup off: a "[...]" in a memo or name would be taken for a style tag and dropped.
-    return Console(stderr=stderr, highlight=False, markup=False, soft_wrap=True)  # hashes never broken
 
 
 def read_bundle(path: Path):
@@ -186,7 +179,7 @@ def create(
                                               overwrite)
 
     def render() -> None:
-        console = _console(stderr=False)
+        console = rich_console(soft_wrap=True)
         console.print(f"Request {doc['request_digest']} for wallet {wallet}, PSBT sha256 {request.psbt_sha256}")
         console.print(f"  nonce {request.nonce}, created {request.created}, expires {request.expires}")
         console.print(f"  chain tip {height} {block_hash} ({tip_from})")
@@ -255,7 +248,7 @@ def approve(
     network = network_for(settings, registration)
     result = review(Psbt.parse(bundle.psbt), network, registration.descriptor if registration else None,
                     wallet_name=registration.name if registration else None)
-    console = _console(stderr=settings.json)   # with --json the review goes to stderr
+    console = rich_console(stderr=settings.json, soft_wrap=True)   # with --json the review goes to stderr
     render_review(result, console)
     if registration is None:
         console.print(f"Wallet {name} is not registered here: reviewed without it (change is not recognised).")
@@ -278,7 +271,7 @@ def approve(
            "request_digest": R.request_digest(updated.request).hex(), "sha256": hashlib.sha256(data).hexdigest(),
            "wallet_registered": registration is not None, "review": result.to_json()}
     verb = "Approved" if added else "Already approved by"
-    emit(settings, doc, lambda: _console(stderr=False).print(
+    emit(settings, doc, lambda: rich_console(soft_wrap=True).print(
         f"{verb} {key.fingerprint}: {len(updated.approvals)} approval(s); wrote {target}"))
 
 
@@ -355,7 +348,7 @@ def _policy_for_names(settings: Settings, policy_file: Path | None):
 def _render_verify(doc: dict) -> None:
     from rich.text import Text
 
-    console = _console(stderr=False)
+    console = rich_console(soft_wrap=True)
 
     def name(p: dict) -> str:
         return f"{p['name']} ({', '.join(p['roles'])})" if p["name"] else "not in the policy"

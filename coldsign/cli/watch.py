@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from coldsign.amounts import format_btc
-from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.app import JsonFlag, Settings, emit, rich_console, settings_of
 from coldsign.errors import UsageProblem
 
 app = typer.Typer(no_args_is_help=True, help="The watch-only coordinator: track a wallet, build withdrawals, "
@@ -286,17 +286,12 @@ def utxos_cmd(
 
 # ---------------------------------------------------------------- rendering
 
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False, markup=False)
-
 
 def _render_wallet(doc: dict, *, title: str) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     console.print(Text.assemble((title, "bold"), f"  {doc['name']}  ({doc['network']}, {doc['policy']}, "
                                                  f"{doc['kind']})"))
     console.print(Text(f"descriptor: {doc['descriptor']}"), soft_wrap=True)
@@ -322,19 +317,19 @@ def _render_list(doc: dict) -> None:
     from rich.table import Table
 
     if not doc["wallets"]:
-        _console().print("no watched wallets; add one with `coldsign watch import`")
+        rich_console().print("no watched wallets; add one with `coldsign watch import`")
         return
     table = Table("name", "network", "confirmed", "unconfirmed", "synced at")
     for item in doc["wallets"]:
         table.add_row(item["name"], item["network"], format_btc(item["confirmed_sat"]), format_btc(item["unconfirmed_sat"]),
                       str(item["tip_height"]) if item["tip_height"] is not None else "never")
-    _console().print(table)
+    rich_console().print(table)
 
 
 def _render_receive(doc: dict, qr: bool) -> None:
     from rich.text import Text
 
-    console = _console()
+    console = rich_console()
     label = f"  [{doc['label']}]" if doc["label"] else ""
     console.print(Text.assemble(f"{doc['wallet']} receive #{doc['index']}: ", (doc["address"], "bold"), label))
     if qr:
@@ -356,7 +351,7 @@ def address_qr_lines(address: str) -> list[str]:
 
 
 def _render_sync(doc: dict) -> None:
-    console = _console()
+    console = rich_console()
     console.print(f"Synced {doc['wallet']} to block {doc['tip']['height']}: {len(doc['new_coins'])} new coin(s), "
                   f"{len(doc['spent_coins'])} spent; balance {format_btc(doc['balance']['confirmed_sat'])} confirmed, "
                   f"{format_btc(doc['balance']['unconfirmed_sat'])} unconfirmed")
@@ -372,7 +367,7 @@ def _render_coins(doc: dict) -> None:
         table.add_row(coin["outpoint"], format_btc(coin["amount_sat"]), f"{coin['change']}/{coin['index']}",
                       str(coin["height"]) if coin["height"] is not None else "mempool",
                       (coin["label"] or "") + state)
-    console = _console()
+    console = rich_console()
     console.print(table)
     console.print(f"unspent total: {format_btc(doc['total_sat'])}")
 
