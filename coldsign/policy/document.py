@@ -76,6 +76,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Sequence
 
 from coldsign import amounts
+from coldsign.canonical import canonical_json as canonical
 from coldsign.errors import BadInput
 from coldsign.limits import LIMITS
 from coldsign.network import Network
@@ -569,7 +570,7 @@ def policy_to_json(policy: Policy) -> dict:
 
 
 def canonical_json(policy: Policy) -> bytes:
-    return json.dumps(policy_to_json(policy), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical(policy_to_json(policy))
 
 
 def policy_digest(policy: Policy) -> bytes:

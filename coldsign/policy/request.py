@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from coldsign.canonical import canonical_json
 from coldsign.errors import BadInput, PSBTDecodeError, Refused, VerificationFailed
 from coldsign.limits import LIMITS
 from coldsign.policy.model import Approval, Bundle, SigningRequest
@@ -132,10 +133,6 @@ def request_to_json(request: SigningRequest) -> dict:
     doc = asdict(request)
     doc["requester"] = request.requester.hex()
     return doc
-
-
-def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def request_digest(request: SigningRequest) -> bytes:
