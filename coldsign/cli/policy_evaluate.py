@@ -18,7 +18,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
+from coldsign.cli.app import JsonFlag, Settings, emit, rich_console, settings_of
 from coldsign.cli.policy import app
 from coldsign.errors import Refused, UsageProblem
 
@@ -67,8 +67,10 @@ def decide(in_force: PolicyInForce, bundle, psbt, registration, result, ledger, 
 
 
 def failures_text(decision) -> str:
-    """Every failed check of `decision`, "name: detail; ...": the reason the ledger records."""
-    return "; ".join(f"{c.name}: {c.detail}" for c in decision.failures)
+    """Every failed check of `decision`, "name: detail; ...", then why the rules before the deciding
+    one did not match: the reason the ledger records."""
+    return "; ".join([f"{c.name}: {c.detail}" for c in decision.failures]
+                     + [f"passed over rule {c.rule!r}: {c.name}: {c.detail}" for c in decision.passed_over])
 
 
 def refusal(decision, in_force: PolicyInForce) -> Refused:
@@ -79,8 +81,15 @@ def refusal(decision, in_force: PolicyInForce) -> Refused:
     text = f"{first.name}: {first.detail}" if first else "denied"
     details = [{"code": c.name.replace(" ", "-"), "message": (f"rule {c.rule}: " if c.rule else "")
                 + f"{c.name}: {c.detail}", "check": c.name, "rule": c.rule, "detail": c.detail} for c in failures]
+    # NOTE: the rules passed over on the way to the deciding one say why a stricter rule decided
+    # (e.g. "velocity 24h: 3 BTC signed + 2.5 BTC requested > 5 BTC"): listed after, marked.
+    details += [{"code": "passed-over", "message": f"rule {c.rule} did not match: {c.name}: {c.detail}",
+                 "check": c.name, "rule": c.rule, "detail": c.detail, "passed_over": True}
+                for c in decision.passed_over]
+    passed = sorted({c.rule for c in decision.passed_over}, key=[c.rule for c in decision.checks].index)
     return Refused(f'policy "{in_force.policy.name}" v{in_force.policy.version} refuses this request ({where}): '
-                   f"{text}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""),
+                   f"{text}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+                   + (f"; passed over {', '.join(repr(r) for r in passed)}: see below" if passed else ""),
                    code="policy-refused", details=details,
                    hint="nothing was signed; see every failed check below")
 
@@ -91,10 +100,9 @@ def decision_json(decision, in_force: PolicyInForce) -> dict:
 
 
 def render_decision(doc: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=False, highlight=False, markup=False)
+    console = rich_console()
     table = Table(title=f'policy "{doc["name"]}" v{doc["version"]}: '
                         f'{"ALLOWED" if doc["allowed"] else "REFUSED"} (rule {doc["rule"] or "none"})')
     for column in ("rule", "check", "", "detail"):

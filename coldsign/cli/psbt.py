@@ -273,7 +273,14 @@ def sign(
         doc["received"] = scanned.to_json()
     if answer.wanted:
         doc["qr"] = shown
-    emit(settings, doc, lambda: render_sign_report(report, str(out), sha, doc["seed"]))
+    def human() -> None:
+        if gate is not None:                    # what the policy checked, then what was signed
+            from coldsign.cli.policy_evaluate import decision_json, render_decision
+
+            render_decision(decision_json(gate.decision, gate.in_force))
+        render_sign_report(report, str(out), sha, doc["seed"])
+
+    emit(settings, doc, human)
 
 
 class _PolicyGate:
@@ -357,7 +364,7 @@ class _PolicyGate:
                                       rule=self.decision.rule, recheck=recheck)
         except Refused as refused:
             self.ledger.record_refusal(time=now, nonce=request.nonce, rule=self.decision.rule,
-                                       reason=failures_text(self.decision) or refused.message)
+                                       reason=refused.message if self.decision.allowed else failures_text(self.decision))
             raise
 
     def labels(self, review) -> dict[int, str]:

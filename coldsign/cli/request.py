@@ -105,7 +105,8 @@ def create(
     psbt_file: Annotated[Path, typer.Argument(metavar="PSBT", help="the unsigned PSBT: binary, base64 or hex")],
     wallet: Annotated[str, typer.Option("--wallet", help="the wallet the PSBT spends from (its registered "
                                         "name on the signers)")],
-    keystore_name: KeystoreOpt = None,
+    keystore_name: Annotated[Optional[str], typer.Option("--requester", "--keystore", help="the requester's "
+                             "keystore: its identity key signs the request (prompts for the password)")] = None,
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
@@ -136,7 +137,7 @@ def create(
     The request names the PSBT's SHA-256, the wallet, a fresh 128-bit nonce, when it was created
     and expires, and the chain tip seen now; the bundle file carries it, its approvals and the PSBT.
 
-    Example: coldsign --network regtest request create withdrawal.psbt --wallet vault --keystore ops --expires 2h --out withdrawal.request.json
+    Example: coldsign --network regtest request create withdrawal.psbt --wallet vault --requester ops --expires 2h --out withdrawal.request.json
 
     Example: coldsign request create w.psbt --wallet vault --mnemonic-file ops.txt --tip-height 840000 --tip-hash 0000…a5 --frames-dir qr/ --json
     """

@@ -360,9 +360,11 @@ def _time_window(days: object, hours: object, path: str) -> TimeWindow | None:
             raise _Invalid(f"{path}.hours", f'{_show(hours)} is not a time range: write e.g. "08:00-18:00" (UTC)')
         h1, m1, h2, m2 = (int(g) for g in m.groups())
         start, end = h1 * 60 + m1, h2 * 60 + m2
-        if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60 or start >= end:
-            raise _Invalid(f"{path}.hours", f"{_show(hours)} is not a range within one day: start before end, "
-                                            f'from "00:00" to "24:00"')
+        # NOTE: a start after the end wraps past midnight ("22:00-06:00": the night shift, UTC);
+        # the same start and end would say nothing (every minute or none) and is refused.
+        if h1 > 23 or m1 > 59 or m2 > 59 or end > 24 * 60 or start == end or (start > end and end == 24 * 60):
+            raise _Invalid(f"{path}.hours", f'{_show(hours)} is not a time range: "08:00-18:00", or one past '
+                                            f'midnight like "22:00-06:00", times from "00:00" to "24:00"')
     return TimeWindow(days=day_numbers, start_minute=start, end_minute=end)
 
 

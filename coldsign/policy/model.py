@@ -168,6 +168,14 @@ class Decision:
         return tuple(c for c in self.checks if not c.passed
                      and (c.rule is None or self.rule is None or c.rule == self.rule))
 
+    @property
+    def passed_over(self) -> tuple[Check, ...]:
+        """Failed checks of the rules before the deciding one: why each did not match (e.g. its
+        velocity limit was reached, so the request fell to a stricter rule)."""
+        if self.rule is None:
+            return ()
+        return tuple(c for c in self.checks if not c.passed and c.rule is not None and c.rule != self.rule)
+
     def to_json(self) -> dict:
         return {"allowed": self.allowed, "rule": self.rule, "amount_sat": self.amount_sat,
                 "checks": [c.to_json() for c in self.checks]}

@@ -101,7 +101,8 @@ def require_seed_in_wallet(descriptor: WalletDescriptor, seed: "SeedKey", *, nam
 def register(home: Path, name: str, descriptor: str, network: Network, *,
              change_descriptor: str | None = None, seed: "SeedKey | None" = None) -> Registration:
     """Parse, check and store a wallet. The same descriptor again is a no-op; another
-    descriptor under an existing name is refused (exit 4)."""
+    descriptor under an existing name, or the same descriptor under another name, is refused
+    (exit 4)."""
     path = wallet_path(home, name)
     wallet = WalletDescriptor.parse(descriptor, network, change_descriptor)
     if seed is not None:
@@ -114,6 +115,14 @@ def register(home: Path, name: str, descriptor: str, network: Network, *,
                       f"{'network' if existing.network != network else 'descriptor'}",
                       code="wallet-exists", where=str(path),
                       hint="choose another name; a registered wallet is never replaced")
+    # NOTE: one wallet, one name: the signer's ledger counts what a wallet spent (velocity limits) by
+    # its registered name, so a second name for the same descriptor would start a fresh count.
+    twin = next((r for r in list_wallets(home)
+                 if r.network == network and r.descriptor.canonical() == wallet.canonical()), None)
+    if twin is not None:
+        raise Refused(f"this wallet is already registered as {twin.name!r}: one wallet has one name (the "
+                      f"policy's limits count by it)", code="wallet-registered", where=str(twin.path),
+                      hint=f"use --wallet {twin.name}")
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     registration = Registration(name=name, descriptor=wallet, network=network, created=created, path=path)
     atomic_write(path, json.dumps(registration.file_document(), indent=2) + "\n", mode=0o644)

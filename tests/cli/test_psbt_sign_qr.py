@@ -134,10 +134,13 @@ def test_what_cannot_be_scanned_or_answered_is_refused_before_the_seed(alice, sh
     assert not (tmp_path / "signed.psbt").exists()
 
 
-def test_a_scanned_request_bundle_is_evaluated_and_its_psbt_signed(alice, shown, tmp_path):
+@pytest.fixture()
+def approved(alice, shown, tmp_path):
+    """alice's home under policykit's treasury policy (installed first, signed by alice and bob), and
+    the withdrawal's request bundle: requested by carol, approved by alice and bob."""
     import policykit
 
-    home, words = alice
+    home, _ = alice
     psbt, _ = shown
     keys = {name: policykit.IDENTITIES[name] for name in ("alice", "bob", "carol")}
     policy = tmp_path / "policy.toml"
@@ -148,11 +151,28 @@ def test_a_scanned_request_bundle_is_evaluated_and_its_psbt_signed(alice, shown,
         ok("--home", tmp_path / f"{name}-admin", "policy", "approve-doc", policy, "--mnemonic-file",
            W.write_mnemonic(tmp_path, name), "--out", sigs[-1], "--json")
     ok("--home", home, "policy", "install", policy, *sigs, "--first", "--json")
-    ok("--home", home, "log", "open", "--participants", "alice", "--mnemonic-file", words, "--json")
-
     bundle = tmp_path / "approved.bundle"
     policykit.write_bundle(bundle, psbt.serialize(), keys["carol"], [keys["alice"], keys["bob"]],
                            tip_height=840_000, tip_hash="00" * 31 + "0a", memo="exchange top-up")
+    return bundle
+
+
+def test_the_custodian_sees_what_the_policy_checked(alice, approved, tmp_path):
+    home, words = alice
+    result = invoke("--home", home, "psbt", "sign", "-", "--request", approved, "--mnemonic-file", words,
+                    "--out", tmp_path / "signed.psbt", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert 'policy "treasury" v1: ALLOWED (rule exchange-daily)' in result.stdout
+    rows = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    assert "exchange-daily approvals ok 2 of 2 required approvals from role 'treasurer': alice, bob" in rows
+    assert result.stdout.index("ALLOWED") < result.stdout.index("Signed 2 input(s)")
+
+
+def test_a_scanned_request_bundle_is_evaluated_and_its_psbt_signed(alice, shown, approved, tmp_path):
+    home, words = alice
+    psbt, _ = shown
+    bundle = approved
+    ok("--home", home, "log", "open", "--participants", "alice", "--mnemonic-file", words, "--json")
     ok("qr", "encode", bundle, "--type", "json", "--format", "bbqr", "--frames-dir", tmp_path / "bundle-qr", "--json")
     source = ["--images", f"{tmp_path}/bundle-qr/frame-*.png"]
 

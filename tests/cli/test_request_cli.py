@@ -419,3 +419,17 @@ def test_verify_names_signers_from_the_installed_policy(people, unsigned, tmp_pa
     report = json.loads(result.stdout)
     assert report["policy"] == "installed"
     assert [(a["name"], a["valid"]) for a in report["approvals"]] == [("Bob Brandt", True)]
+
+
+def test_the_requester_names_their_keystore(tmp_path, unsigned):
+    """`--requester KEYSTORE` (the issue's name; `--keystore` works too): carol's identity key in her
+    keystore signs the request, after the password."""
+    home, words, password = tmp_path / "carol", W.write_mnemonic(tmp_path, "carol"), tmp_path / "password"
+    password.write_text("correct horse battery staple\n")
+    assert invoke("--home", str(home), "key", "restore", "--keystore", "carol", "--mnemonic-file", str(words),
+                  "--password-file", str(password), "--json").exit_code == 0
+    result = invoke("--home", str(home), "--network", "regtest", "request", "create", str(unsigned[0]), "--wallet",
+                    "vault", "--requester", "carol", "--password-file", str(password), "--expires", "2h",
+                    "--out", str(tmp_path / "w.request.json"), *TIP, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["requester"] == identity("carol").public_hex

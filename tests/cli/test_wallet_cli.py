@@ -311,7 +311,7 @@ def test_register_descriptor_file_with_receive_and_change_lines(runner, home, tm
 
 
 @pytest.mark.parametrize("fmt", ["descriptor", "bsms", "coldcard"])
-def test_export_then_register_under_another_name_round_trips(runner, home, tmp_path, fmt):
+def test_export_then_register_on_another_signer_round_trips(runner, home, tmp_path, fmt):
     W = _kit()
     descriptor = W.descriptor("wsh-sortedmulti")
     assert run(runner, home, "wallet", "register", "--name", "vault", "--descriptor", descriptor).exit_code == 0
@@ -324,7 +324,8 @@ def test_export_then_register_under_another_name_round_trips(runner, home, tmp_p
 
     assert doc["out"] == str(out) and doc["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert doc["format"] == fmt and doc["first_address"] == W.wallet("wsh-sortedmulti").address(0, 0)
-    again = run(runner, home, "wallet", "register", "--name", "copy", "--file", str(out), "--json")
+    # another signer registers it from the exported file (in one home a wallet has one name)
+    again = run(runner, tmp_path / "signer-2", "wallet", "register", "--name", "copy", "--file", str(out), "--json")
     assert again.exit_code == 0, again.output
     copy = one_json(again)
     assert copy["source"] == fmt
@@ -353,8 +354,8 @@ def test_export_encrypted_bsms_round_trip(runner, home, tmp_path):
                    "--out", str(out), "--json", network=None)
     assert exported.exit_code == 0, exported.output
     assert one_json(exported)["encrypted"] is True and "BSMS" not in out.read_text()
-    again = run(runner, home, "wallet", "register", "--name", "copy", "--file", str(out), "--token-file",
-                str(token), "--json")
+    again = run(runner, tmp_path / "signer-2", "wallet", "register", "--name", "copy", "--file", str(out),
+                "--token-file", str(token), "--json")
     assert again.exit_code == 0, again.output
 
 

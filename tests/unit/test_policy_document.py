@@ -94,6 +94,12 @@ def test_days_hours_deny_rules_and_units():
     assert [D.format_duration(s) for s in (5400, 86_400, 604_800, 30)] == ["90m", "24h", "7d", "30s"]
 
 
+def test_a_time_window_past_midnight_is_written_as_it_reads():
+    p = D.parse_policy(changed('max_per_tx = "5 BTC"', 'max_per_tx = "5 BTC"\nhours = "22:00-06:00"'))
+    assert p.rules[0].hours == TimeWindow(days=tuple(range(7)), start_minute=22 * 60, end_minute=6 * 60)
+    assert D.format_hours(p.rules[0].hours) == "every day 22:00-06:00 UTC"
+
+
 E = "fix that field"  # every document error carries the same hint
 PARSE_ERRORS = [
     # (what, old, new, message, line)
@@ -168,8 +174,12 @@ PARSE_ERRORS = [
      'rules[1].velocity[1].window: "24x" is not a duration: write e.g. "90m", "24h" or "7d"', 59),
     ("bad day", 'max_per_tx = "5 BTC"', 'max_per_tx = "5 BTC"\ndays = ["mon", "funday"]',
      'rules[1].days: "funday" is not a day: use mon, tue, wed, thu, fri, sat, sun', 59),
-    ("hours backwards", 'max_per_tx = "5 BTC"', 'max_per_tx = "5 BTC"\nhours = "18:00-08:00"',
-     'rules[1].hours: "18:00-08:00" is not a range within one day: start before end, from "00:00" to "24:00"', 59),
+    ("hours empty", 'max_per_tx = "5 BTC"', 'max_per_tx = "5 BTC"\nhours = "08:00-08:00"',
+     'rules[1].hours: "08:00-08:00" is not a time range: "08:00-18:00", or one past midnight like "22:00-06:00", '
+     'times from "00:00" to "24:00"', 59),
+    ("hours past 24:00", 'max_per_tx = "5 BTC"', 'max_per_tx = "5 BTC"\nhours = "22:00-24:30"',
+     'rules[1].hours: "22:00-24:30" is not a time range: "08:00-18:00", or one past midnight like "22:00-06:00", '
+     'times from "00:00" to "24:00"', 59),
     ("fee percent above 100", "max_rate_sat_vb = 200", "max_rate_sat_vb = 200, max_percent = 150",
      "rules[1].fee.max_percent: must be above 0 and at most 100, not 150", 60),
     ("infinite fee rate", "max_rate_sat_vb = 200", "max_rate_sat_vb = inf",

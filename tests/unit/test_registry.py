@@ -56,6 +56,16 @@ def test_same_descriptor_again_is_a_noop(tmp_path):
     assert again.created == first.created and first.path.read_bytes() == before
 
 
+def test_a_second_name_for_the_same_wallet_is_refused(tmp_path):
+    first = registry.register(tmp_path, "treasury", VAULT, Network.REGTEST)
+    with pytest.raises(Refused) as info:
+        registry.register(tmp_path, "treasury2", first.descriptor.canonical(), Network.REGTEST)
+    assert (info.value.code, info.value.exit_status, info.value.where) == ("wallet-registered", 4, str(first.path))
+    assert info.value.message.startswith("this wallet is already registered as 'treasury': one wallet has one name")
+    assert [r.name for r in registry.list_wallets(tmp_path)] == ["treasury"]
+    assert registry.register(tmp_path, "signet-vault", VAULT, Network.SIGNET).name == "signet-vault"
+
+
 def test_name_reuse_with_other_descriptor_refused(tmp_path):
     registry.register(tmp_path, "vault", VAULT, Network.REGTEST)
     other = f"wpkh({key_text(ABANDON, 'm/84h/1h/0h')})"
