@@ -20,6 +20,7 @@ from coldsign.cli.app import JsonFlag, Settings, emit, rich_console, settings_of
 from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
                                  PasswordFileOpt, load_identity)
 from coldsign.errors import BadInput, Refused, UsageProblem, VerificationFailed
+from coldsign.policy.request import MAX_TIP_HEIGHT
 
 app = typer.Typer(no_args_is_help=True, help="Signing requests: wrap a PSBT in a signed request, approve it, "
                   "verify its signatures.")
@@ -114,7 +115,7 @@ def create(
     expires: Annotated[str, typer.Option("--expires", help="how long the request stays valid: 30m, 2h, "
                                          "7d (at most 90d)")] = "24h",
     memo: Annotated[str, typer.Option("--memo", help="a note for the approvers (at most 500 characters)")] = "",
-    tip_height: Annotated[Optional[int], typer.Option("--tip-height", min=0, help="the chain tip's height "
+    tip_height: Annotated[Optional[int], typer.Option("--tip-height", min=0, max=MAX_TIP_HEIGHT, help="the chain tip's height "
                           "(with --tip-hash; else the chain source is asked)")] = None,
     tip_hash: Annotated[Optional[str], typer.Option("--tip-hash", help="the chain tip's block hash")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="chain source to ask for the tip: "

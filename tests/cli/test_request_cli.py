@@ -433,3 +433,14 @@ def test_the_requester_names_their_keystore(tmp_path, unsigned):
                     "--out", str(tmp_path / "w.request.json"), *TIP, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["requester"] == identity("carol").public_hex
+
+
+def test_an_impossible_tip_height_is_a_usage_error_naming_the_option(people, unsigned, tmp_path):
+    from coldsign.policy.request import MAX_TIP_HEIGHT
+
+    home, words = people["carol"]
+    result = invoke("--home", str(home), "--network", "regtest", "request", "create", str(unsigned[0]), "--wallet",
+                    "vault", "--mnemonic-file", str(words), "--tip-height", str(MAX_TIP_HEIGHT + 1), "--tip-hash",
+                    "00" * 32, "--out", str(tmp_path / "w.json"))
+    assert result.exit_code == 2 and "--tip-height" in result.output and str(MAX_TIP_HEIGHT) in result.output
+    assert not (tmp_path / "w.json").exists()

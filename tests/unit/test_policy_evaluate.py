@@ -411,6 +411,9 @@ REQUEST_FAULTS: dict[str, Callable[[Scenario], None]] = {
 # Faults against the "exchange" rule: its conditions or its approvals.
 RULE_FAULTS: dict[str, Callable[[Scenario], None]] = {
     "one approval short": setting(approvers=("carol",)),
+    "initiator approves": setting(approvers=("alice", "carol")),       # alice requested: not counted
+    "unknown approver": setting(approvers=("mallory", "carol")),       # a key the policy does not name
+    "approver outside the group": setting(approvers=("dave", "carol")),  # an officer, not a treasurer
     "role missing": with_approvals(require_roles=("cfo",)),   # no treasurer holds it
     "deny rule": _deny,
     "rule wallet": with_rule(wallets=("hot",)),
@@ -428,7 +431,7 @@ CATCH_ALL = Rule(name="catch-all", wallets=(ANY,), destinations=ANY,
                  approvals=Approvals(threshold=1, group="treasurer", initiator_may_approve=True))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sets(st.sampled_from(ORDER), max_size=5), st.booleans())
 def test_no_failing_bundle_is_ever_allowed(faults, catch_all):
     """Any fault refuses; a permissive later rule may take over only when the first rule does not
