@@ -294,26 +294,36 @@ class _PolicyGate:
     def open(cls, settings, request_file: Path | None, policy_file: Path | None,
              scanned_bundle: bytes | None = None) -> "_PolicyGate | None":
         """None when no policy applies and no request is given (as --request FILE or scanned from QR);
-        Refused `request-required` when a policy applies and no request is given."""
+        Refused `request-required` when a policy applies and no request is given. Under a policy,
+        a missing or unreadable request is a refusal the ledger records too."""
+        from datetime import datetime, timezone
+
         from coldsign.cli.policy_evaluate import no_policy, policy_in_force
-        from coldsign.errors import Refused
+        from coldsign.errors import BadInput, Refused
+        from coldsign.policy.ledger import open_for_policy
 
         in_force = policy_in_force(settings, policy_file)
-        if request_file is None and scanned_bundle is None:
-            if in_force is None:
-                return None
-            raise Refused(f'policy "{in_force.policy.name}" v{in_force.policy.version} is in force on this signer: '
-                          "signing needs an approved request", code="request-required",
-                          hint="pass --request BUNDLE (made with `coldsign request create` and approved with "
-                               "`coldsign request approve`)")
+        if request_file is None and scanned_bundle is None and in_force is None:
+            return None
         if in_force is None:
             raise no_policy(settings)
-        from coldsign.cli.request import read_bundle
-        from coldsign.policy.ledger import open_for_policy
-        from coldsign.policy.request import decode_bundle
+        ledger = open_for_policy(settings.home, in_force.record)
+        try:
+            if request_file is None and scanned_bundle is None:
+                raise Refused(f'policy "{in_force.policy.name}" v{in_force.policy.version} is in force on this '
+                              "signer: signing needs an approved request", code="request-required",
+                              hint="pass --request BUNDLE (made with `coldsign request create` and approved with "
+                                   "`coldsign request approve`)")
+            from coldsign.cli.request import read_bundle
+            from coldsign.policy.request import decode_bundle
 
-        bundle = decode_bundle(scanned_bundle) if scanned_bundle is not None else read_bundle(request_file)[0]
-        return cls(bundle, in_force, open_for_policy(settings.home, in_force.record))
+            bundle = decode_bundle(scanned_bundle) if scanned_bundle is not None else read_bundle(request_file)[0]
+        except (Refused, BadInput) as err:
+            ledger.record_refusal(time=datetime.now(timezone.utc), nonce=None, rule=None,
+                                  reason=f"{err.code}: {err.message}")
+            ledger.close()
+            raise
+        return cls(bundle, in_force, ledger)
 
     def bundle_psbt(self):
         from coldsign.psbt.codec import Psbt

@@ -59,9 +59,9 @@ def run(*args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def refused(*args: str) -> dict:
+def refused(*args: str, code: int = 4) -> dict:
     result = invoke(*args)
-    assert result.exit_code == 4, (args, result.output)
+    assert result.exit_code == code, (args, result.output)
     return json.loads(result.stdout)["error"]
 
 
@@ -160,6 +160,15 @@ def test_policy_withdrawal_signed_mined_and_replay_refused(setup):
     assert error["code"] == "request-required"
     assert error["message"] == 'policy "treasury" v1 is in force on this signer: signing needs an approved request'
     assert not (s["tmp"] / "bare.psbt").exists()
+    # ... and an unreadable request: both refusals are in the ledger, next to the replay's.
+    garbled = s["tmp"] / "garbled.bundle"
+    garbled.write_text('{"format": "coldsign-request-bundle/1"')
+    refused("--home", str(s["tmp"] / "alice"), "psbt", "sign", "-", "--request", str(garbled), "--wallet", "vault",
+            "--mnemonic-file", str(s["words"]["alice"]), "--out", str(s["tmp"] / "bare.psbt"), "--json", code=3)
+    with Ledger.open(s["tmp"] / "alice") as ledger:
+        *_, bare, unreadable = ledger.refusals()
+        assert (bare.nonce, bare.rule, bare.reason) == (None, None, f"request-required: {error['message']}")
+        assert unreadable.nonce is None and unreadable.reason.startswith("bad-bundle: the bundle is not valid JSON")
 
 
 def test_withdrawal_to_a_fresh_address_is_refused_naming_the_rule(setup):
