@@ -64,7 +64,7 @@ def _read_rolls(dice: bool, dice_file: Path | None, words: int) -> str | None:
         # NOTE: the rolls may echo: alone they do not give the seed (they are mixed with the CSPRNG).
         while len(rolls) < need:
             line = typer.prompt(f"Dice rolls, digits 1-6 ({len(rolls)} so far, at least {need}; "
-                                f"empty line to stop)", default="", show_default=False)
+                                f"empty line to stop)", default="", show_default=False, err=True)
             if not line.strip():
                 break
             rolls += entropy.parse_rolls(line)

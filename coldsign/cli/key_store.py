@@ -196,7 +196,8 @@ def delete(
             raise UsageProblem(f"deleting keystore '{name}' needs confirmation and there is no terminal",
                                hint="pass --yes once the backup words are checked")
         what = f"fingerprint {fingerprint}" if fingerprint else "damaged"
-        if not typer.confirm(f"Delete keystore '{name}' ({what})? The backup words are then the only copy"):
+        if not typer.confirm(f"Delete keystore '{name}' ({what})? The backup words are then the only copy",
+                             err=True):
             raise Refused(f"keystore '{name}' was not deleted", where=str(path), code="not-confirmed")
     removed = keystore.delete(settings.home, name)
     doc = {"deleted": name, "path": str(removed), "fingerprint": fingerprint}

@@ -31,8 +31,10 @@ def read_secret(file: Path | None, *, what: str, option: str, label: str, confir
             return None
         raise UsageProblem(f"no {option} and no terminal to ask for the {what} on",
                            hint=f"pass {option} FILE (e.g. on removable media) or run in a terminal")
+    # NOTE: prompts on stderr: stdout carries the command's output (an export, --json), which may be
+    # redirected to a file or a pipe, and must hold that output only.
     value = typer.prompt(label, hide_input=True, confirmation_prompt=confirm,
-                         default="" if optional else None, show_default=False)
+                         default="" if optional else None, show_default=False, err=True)
     return Secret(value) if value else None
 
 
@@ -59,7 +61,8 @@ def fix_typed_words(typed: Secret) -> Secret:
             close = suggest_words(word)
             typer.echo(f"Word {position} is not in the BIP-39 English list."
                        + (f" Close words: {', '.join(close)}." if close else ""), err=True)
-            word = typer.prompt(f"Retype word {position}", hide_input=True, default="", show_default=False)
+            word = typer.prompt(f"Retype word {position}", hide_input=True, default="", show_default=False,
+                                err=True)
         else:
             raise SecretProblem(f"word {position} is still not in the BIP-39 English word list",
                                 code="unknown-word", hint="compare that word with the backup and start again")

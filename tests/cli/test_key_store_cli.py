@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -246,6 +247,28 @@ def test_restore_and_sign_with_secrets_typed_at_no_echo_prompts(tmp_path, files,
     assert status == 0, text
     assert "Signed" in text and out.exists()
     assert_no_secret(text)
+
+
+def test_prompts_go_to_the_terminal_and_stdout_holds_only_the_output(home, tmp_path):
+    """stdout redirected to a file, as `coldsign key export ... > account.txt` does: the password
+    prompt is still seen on the terminal, and the file holds the export alone (likewise --json)."""
+    from terminal import run_on_terminal
+
+    pw = PASSWORD.encode() + b"\r"
+    for args, out in ((["key", "export", "--keystore", "alice", "--format", "descriptor"], tmp_path / "export.txt"),
+                      (["key", "identity", "--keystore", "alice", "--json"], tmp_path / "identity.json")):
+        command = " ".join(shlex.quote(a) for a in [sys.executable, "-c", RUN, "none", "--home", str(home),
+                                                     "--network", "regtest", *args])
+        status, screen = run_on_terminal(["/bin/sh", "-c", f"{command} > {shlex.quote(str(out))}"],
+                                         [(b"Keystore password", pw)])
+        assert status == 0, screen
+        assert b"Keystore password" in screen
+        text = out.read_text()
+        assert "password" not in text.lower()
+        if out.suffix == ".json":
+            assert json.loads(text)["fingerprint"]
+        else:
+            assert text.startswith("wpkh([") and text.count("\n") == 1
 
 
 # ---------------------------------------------------------------- list, show, delete, passphrase
