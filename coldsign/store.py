@@ -44,6 +44,30 @@ def atomic_write(path: Path | str, data: bytes | str, *, mode: int = 0o644, repl
     return path
 
 
+def write_new(path: Path | str, data: bytes | str, *, mode: int = 0o600) -> Path:
+    """Create `path` (never replacing a file: FileExistsError) with `data`, fsync'd, folder too.
+
+    For secrets (words, shares, a SeedQR): written straight to their own name, never to a temp file
+    beside it. A crash part-way may leave a short file there, which its checksum (BIP-39, SLIP-39,
+    PNG) then refuses; a failure here removes it."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode()
+    folder = path.parent if str(path.parent) else Path(".")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    sync_folder(folder)
+    return path
+
+
 def sync_folder(folder: Path | str) -> None:
     """fsync a folder, so a file created, renamed or removed in it stays so after a crash."""
     dir_fd = os.open(folder, os.O_RDONLY)

@@ -107,12 +107,12 @@ def refuse_existing_secret_file(path: Path, option: str) -> None:
 
 
 def write_secret_file(path: Path, data: bytes | str, option: str) -> None:
-    """Write a new mode-0600 secret file atomically; Refused if a file of that name exists, even one
-    that appeared meanwhile."""
-    from coldsign.store import atomic_write
+    """Write a new mode-0600 secret file (no temp file: `store.write_new`); Refused if a file of that
+    name exists, even one that appeared meanwhile."""
+    from coldsign.store import write_new
 
     try:
-        atomic_write(path, data, mode=SECRET_FILE_MODE, replace=False)
+        write_new(path, data, mode=SECRET_FILE_MODE)
     except FileExistsError:
         raise _secret_file_exists(path, option) from None
 
