@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
-from coldsign.cli.secrets import refuse_existing_secret_file, write_secret_file
+from coldsign.cli.secrets import KeystoreOpt, PasswordFileOpt, refuse_existing_secret_file, write_secret_file
 from coldsign.cli.key import app
 from coldsign.errors import BadInput, UsageProblem
 from coldsign.keys.secret import Secret
@@ -40,6 +40,23 @@ def _warn(message: str) -> None:
     from rich.text import Text
 
     rich_console(stderr=True, soft_wrap=True).print(Text(message, style="bold red"))
+
+
+def _backed_up_seed(home: Path, keystore_name: str | None, mnemonic_file: Path | None,
+                    passphrase_file: Path | None, password_file: Path | None) -> tuple[Secret, Secret | None, str]:
+    """(words, BIP-39 passphrase, where from) of the seed to back up: a keystore's (after its
+    password), or the words of a file or a no-echo prompt with the optional passphrase file."""
+    from coldsign.cli.secrets import check_seed_options, read_password
+
+    check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
+    if keystore_name is not None:
+        from coldsign.keys.keystore import info, keystore_path, open_words
+
+        info(home, keystore_name)  # not found or damaged: say so before asking for the password
+        words, passphrase = open_words(home, keystore_name, read_password(password_file))
+        return words, passphrase, str(keystore_path(home, keystore_name))
+    words, where = _read_mnemonic(mnemonic_file)
+    return words, _read_passphrase(passphrase_file), where
 
 
 def _read_mnemonic(mnemonic_file: Path | None) -> tuple[Secret, str]:
@@ -99,14 +116,20 @@ def split_command(
                                                     "(share-G-M.txt, mode 0600)")] = None,
     mnemonic_file: MnemonicFileOpt = None,
     passphrase_file: PassphraseFileOpt = None,
+    keystore_name: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Split the seed into SLIP-39 shares: any M of the N shares give back the very same words.
+
+    The seed: --mnemonic-file (or typed words), or a --keystore (after its password).
 
     Shares go one per file (mode 0600) to --out-dir; without it they are shown once on a terminal.
     JSON gives the counts, identifier and file names, never words.
 
     Example: coldsign key split --mnemonic-file /media/seed.txt --threshold 2 --shares 3 --out-dir /media/shares
+
+    Example: coldsign key split --keystore treasury-1 --threshold 2 --shares 3 --out-dir /media/shares
     """
     from embit import bip39
 
@@ -124,8 +147,9 @@ def split_command(
     elif out_dir.exists() and not out_dir.is_dir():
         raise BadInput("the --out-dir path exists and is not a folder", where=str(out_dir))
 
-    mnemonic, where = _read_mnemonic(mnemonic_file)
-    fingerprints = _fingerprints(mnemonic, _read_passphrase(passphrase_file), where)
+    mnemonic, passphrase, where = _backed_up_seed(settings.home, keystore_name, mnemonic_file, passphrase_file,
+                                                  password_file)
+    fingerprints = _fingerprints(mnemonic, passphrase, where)
     entropy = Secret(bip39.mnemonic_to_bytes(mnemonic.reveal()))
     result = slip39.split(entropy, threshold, shares,
                           groups=groups, group_threshold=group_threshold)
@@ -298,11 +322,18 @@ def seedqr_command(
     compact: Annotated[bool, typer.Option("--compact", help="CompactSeedQR (entropy bytes, byte mode) "
                                           "instead of Standard SeedQR (word indexes, numeric mode)")] = False,
     mnemonic_file: MnemonicFileOpt = None,
+    keystore_name: KeystoreOpt = None,
+    password_file: PasswordFileOpt = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Draw the seed as a SeedQR (SeedSigner's format) PNG. The image IS the seed: guard it like the words.
 
+    The seed: --mnemonic-file (or typed words), or a --keystore (after its password). A SeedQR holds
+    the words only, never a BIP-39 passphrase.
+
     Example: coldsign key seedqr --mnemonic-file /media/seed.txt --out /media/seedqr.png --compact
+
+    Example: coldsign key seedqr --keystore treasury-1 --out /media/seedqr.png
     """
     from rich.text import Text
 
@@ -310,7 +341,7 @@ def seedqr_command(
 
     settings = settings_of(ctx, json_flag)
     refuse_existing_secret_file(out, "--out")
-    mnemonic, _where = _read_mnemonic(mnemonic_file)
+    mnemonic, _passphrase, _where = _backed_up_seed(settings.home, keystore_name, mnemonic_file, None, password_file)
     payload = seedqr.encode_compact(mnemonic) if compact else seedqr.encode_standard(mnemonic)
     png, version = seedqr_png(payload)
     _warn("WARNING: this image IS the seed. Anyone who sees or scans it can spend the coins. "

@@ -148,7 +148,8 @@ def new(
     (no echo) before anything is stored; a wrong word stores nothing (exit 6).
 
     Off a terminal there is no way to show or confirm the words: the --mnemonic-out
-    file or the keystore (with --password-file) IS the backup, with no confirmation step.
+    file or the keystore (with --password-file) IS the backup, with no confirmation step;
+    back a keystore's seed up with `key split --keystore NAME` or `key seedqr --keystore NAME`.
 
     Example: coldsign key new --words 24 --dice --keystore treasury-1
     """

@@ -343,16 +343,27 @@ def info(home: Path | str, name: str) -> KeystoreInfo:
 
 def open_seed(home: Path | str, name: str, password: Secret) -> SeedKey:
     """Decrypt the keystore and return its seed's root key (passphrase applied when one is stored)."""
+    return _open(home, name, password)[2]
+
+
+def open_words(home: Path | str, name: str, password: Secret) -> tuple[Secret, Secret | None]:
+    """Decrypt the keystore: its words and BIP-39 passphrase (checked against the stored fingerprint),
+    for a backup of a seed that lives in a keystore (SLIP-39 shares, a SeedQR)."""
+    words, passphrase, _seed = _open(home, name, password)
+    return words, passphrase
+
+
+def _open(home: Path | str, name: str, password: Secret) -> tuple[Secret, Secret | None, SeedKey]:
     sealed = _read(home, name)
-    mnemonic, passphrase = _unseal(sealed, password).reveal()
-    where = str(sealed.info.path)
+    mnemonic, phrase = _unseal(sealed, password).reveal()
+    words, passphrase = Secret(mnemonic), Secret(phrase) if phrase else None
     try:
-        seed = SeedKey.from_mnemonic(Secret(mnemonic), Secret(passphrase) if passphrase else None, where=where)
+        seed = SeedKey.from_mnemonic(words, passphrase, where=str(sealed.info.path))
     except SecretProblem:
         raise _damaged(sealed.info.path, "the decrypted mnemonic is not valid") from None
     if seed.fingerprint_hex != sealed.info.fingerprint:
         raise _damaged(sealed.info.path, "the decrypted seed does not match the stored fingerprint")
-    return seed
+    return words, passphrase, seed
 
 
 def change_password(home: Path | str, name: str, old: Secret, new: Secret, *,

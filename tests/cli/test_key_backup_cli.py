@@ -105,6 +105,43 @@ def test_combine_two_of_three_gives_the_same_fingerprint_and_words(tmp_path):
     assert_no_secrets(result, ALICE, *share_texts(doc))
 
 
+def test_a_keystore_seed_gets_its_shares_and_seedqr_after_the_password(tmp_path):
+    """A seed that lives only in a keystore (e.g. `key new --keystore` off a terminal) is backed up
+    from it: shares that combine to the same words, and a SeedQR of them; a wrong password, nothing."""
+    home, password, phrase = tmp_path / "home", tmp_path / "password", tmp_path / "phrase"
+    password.write_text("correct horse battery staple\n")
+    phrase.write_text("vault 7\n")
+    assert run("--home", str(home), "key", "restore", "--keystore", "alice", "--mnemonic-file", str(write_seed(tmp_path)),
+               "--passphrase-file", str(phrase), "--password-file", str(password), "--json").exit_code == 0
+    with_phrase = SeedKey.from_mnemonic(Secret(ALICE), Secret("vault 7")).fingerprint_hex
+
+    result = run("--home", str(home), "key", "split", "--keystore", "alice", "--password-file", str(password),
+                 "--threshold", "2", "--shares", "3", "--out-dir", str(tmp_path / "shares"), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["fingerprint"], doc["fingerprint_without_passphrase"]) == (with_phrase, ALICE_FP)
+    recovered = tmp_path / "recovered.txt"
+    files = [f["file"] for f in doc["files"]]
+    assert run("key", "combine", files[0], files[2], "--mnemonic-out", str(recovered)).exit_code == 0
+    assert recovered.read_text() == ALICE + "\n"
+    assert_no_secrets(result, ALICE, *share_texts(doc))
+
+    qr = tmp_path / "seedqr.png"
+    result = run("--home", str(home), "key", "seedqr", "--keystore", "alice", "--password-file", str(password),
+                 "--out", str(qr), "--json")
+    assert result.exit_code == 0, result.output
+    assert decode_png(qr, compact=False) == ALICE
+
+    wrong = tmp_path / "wrong"
+    wrong.write_text("battery staple\n")
+    result = run("--home", str(home), "key", "seedqr", "--keystore", "alice", "--password-file", str(wrong),
+                 "--out", str(tmp_path / "nope.png"))
+    assert result.exit_code == 6 and not (tmp_path / "nope.png").exists()
+    result = run("--home", str(home), "key", "split", "--keystore", "alice", "--mnemonic-file", str(recovered),
+                 "-m", "2", "-n", "3", "--out-dir", str(tmp_path / "more"))
+    assert result.exit_code == 2 and "--keystore and --mnemonic-file" in result.output
+
+
 def test_combine_human_output_names_the_shares_used_but_not_the_words(tmp_path):
     doc, _ = split_to(tmp_path, "shares", "--threshold", "2", "--shares", "3")
     files = [f["file"] for f in doc["files"]]
