@@ -74,19 +74,26 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 def read_seedqr(path: Path | None, camera: int | None) -> tuple[Secret, str]:
     """The words of the first SeedQR in a picture, a video file or the camera's view, and where from.
     Nothing of the picture is kept or written; other QR codes in view are skipped."""
+    from coldsign.errors import ColdsignError
     from coldsign.keys import seedqr
-    from coldsign.qr.decoders import make_decoder
-    from coldsign.qr.scan import Camera, MemoryFrames, VideoFile, first_code, read_image
+    from coldsign.qr import scan
 
-    if camera is not None:
-        source, where = Camera(camera), f"SeedQR on camera {camera}"
-        typer.echo(f"Hold the SeedQR up to camera {camera} (Ctrl-C to stop)...", err=True)
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
-        source, where = MemoryFrames([read_image(path)], description=str(path)), f"SeedQR {path}"
-    else:
-        source, where = VideoFile(path), f"SeedQR {path}"
-    return first_code(source, make_decoder(), lambda raw: seedqr.decode(Secret(raw)),
-                      what="a SeedQR"), where
+    try:
+        if camera is not None:
+            source, where = scan.Camera(camera), f"SeedQR on camera {camera}"
+            typer.echo(f"Hold the SeedQR up to camera {camera} (Ctrl-C to stop)...", err=True)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            source, where = scan.MemoryFrames([scan.read_image(path)], description=str(path)), f"SeedQR {path}"
+        else:
+            source, where = scan.VideoFile(path), f"SeedQR {path}"
+        from coldsign.qr.decoders import make_decoder
+
+        return scan.first_code(source, make_decoder(), lambda raw: seedqr.decode(Secret(raw)),
+                               what="a SeedQR"), where
+    except ColdsignError as err:
+        if err.code in (scan.UNREADABLE_IMAGE, scan.UNREADABLE_VIDEO):
+            err.hint = "--seedqr takes a picture (PNG, JPEG) or a video (AVI, MP4, MKV) of the SeedQR"
+        raise
 
 
 # ---------------------------------------------------------------- commands

@@ -157,6 +157,11 @@ class ImageFiles:
             yield Frame(index, f"image {path}", image=read_image(path, max_file_bytes=self._max))
 
 
+# Codes of a frame source that cannot be read at all: a command reading one source its own way
+# (e.g. `key restore --seedqr`) gives its own hint for them.
+UNREADABLE_IMAGE, UNREADABLE_VIDEO = "unreadable-image", "unreadable-video"
+
+
 def read_image(path: Path, *, max_file_bytes: int = MAX_IMAGE_FILE_BYTES) -> Any:
     """An image file as a grayscale uint8 array, its size checked before its pixels are decoded."""
     import io
@@ -174,8 +179,12 @@ def read_image(path: Path, *, max_file_bytes: int = MAX_IMAGE_FILE_BYTES) -> Any
                 raise BadInput(f"the image is {width}×{height} pixels, over the limit of "
                                f"{MAX_FRAME_PIXELS} pixels", where=str(path))
             return np.asarray(picture.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise BadInput(f"not an image that can be read ({err})", where=str(path),
+    except UnidentifiedImageError:
+        raise BadInput("not a picture in a format coldsign reads (PNG, JPEG, BMP, TIFF)", where=str(path),
+                       code=UNREADABLE_IMAGE, hint="pass PNG or JPEG files; a text file of payloads goes with --text") \
+            from None
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise BadInput(f"not an image that can be read ({err})", where=str(path), code=UNREADABLE_IMAGE,
                        hint="pass PNG or JPEG files; a text file of payloads goes with --text") from None
 
 
@@ -246,7 +255,7 @@ class VideoFile(Capture):
             raise NotFound("video file not found", where=str(self.path))
         capture = _quiet_capture(str(self.path))
         if not capture.isOpened():
-            raise BadInput("not a video file OpenCV can read", where=str(self.path),
+            raise BadInput("not a video file OpenCV can read", where=str(self.path), code=UNREADABLE_VIDEO,
                            hint="pass a video (AVI, MP4, MKV); images go with --images")
         return capture
 
@@ -269,9 +278,8 @@ class Camera(Capture):
         capture = _quiet_capture(self.device)
         if not capture.isOpened():
             raise EnvironmentProblem(f"no camera {self.device}",
-                                     hint="connect a camera (Linux: it appears as /dev/video*), pick "
-                                          "another with --camera N, or read a recording with "
-                                          "`coldsign qr decode --video FILE`")
+                                     hint="connect a camera (Linux: it appears as /dev/video*) or pick another "
+                                          "camera number")
         if self.resolution is not None:
             width, height = self.resolution
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)

@@ -136,7 +136,19 @@ def test_seedqr_options_errors(tmp_path, ):
     result = invoke("--home", str(tmp_path / "h"), "--json", "key", "restore", "--keystore", "k",
                     "--seedqr-camera", "7")
     assert result.exit_code == 7
-    assert json.loads(result.stdout)["error"]["message"] == "no camera 7"
+    error = json.loads(result.stdout)["error"]
+    assert error["message"] == "no camera 7" and error["hint"].endswith("or pick another camera number")
+
+
+@pytest.mark.parametrize("name, content", [("empty.png", b""), ("notes.txt", b"abandon ability")])
+def test_a_seedqr_file_that_is_no_picture_or_video_says_what_seedqr_takes(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content)
+    result = invoke("--home", str(tmp_path / "h"), "--json", "key", "restore", "--keystore", "k", "--seedqr", str(path))
+    assert result.exit_code == 3, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["hint"] == "--seedqr takes a picture (PNG, JPEG) or a video (AVI, MP4, MKV) of the SeedQR"
+    assert "object at 0x" not in error["message"] and error["where"] == str(path)
 
 
 def test_typed_words_with_a_typo_and_four_letter_starts_are_fixed_at_the_prompt(tmp_path):
