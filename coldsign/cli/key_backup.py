@@ -137,6 +137,9 @@ def split_command(
 
     settings = settings_of(ctx, json_flag)
     groups = [_parse_group(g) for g in group] if group else None
+    if groups is None and (threshold is None or shares is None):
+        raise UsageProblem("give --threshold M and --shares N (or --group M/N for each group)",
+                           hint="e.g. coldsign key split --mnemonic-file seed.txt -m 2 -n 3 --out-dir shares/")
     if out_dir is None:
         if settings.json:
             raise UsageProblem("--json never shows share words; say where to write them",

@@ -289,6 +289,8 @@ def test_split_bad_threshold_and_bad_mnemonic(tmp_path):
     assert json.loads(result.stdout)["error"]["message"] == \
         "the threshold must be between 1 and the share count (3), not 4"
     assert not (tmp_path / "s").exists()
+    result = run("key", "split", "--mnemonic-file", str(seed), "--threshold", "2", "--out-dir", str(tmp_path / "s"))
+    assert result.exit_code == 2 and "give --threshold M and --shares N" in result.output
     bad = ALICE.split()
     bad[2] = "notaword"
     seed.write_text(" ".join(bad) + "\n")
