@@ -50,7 +50,7 @@ def _check_options(fmt: ExportFormat, script_type: ScriptType | None, path: str 
                    ur_type: URType | None, frames_dir: Path | None, token: Path | None,
                    description: str | None) -> None:
     if fmt is not ExportFormat.ur and (ur_type is not None or frames_dir is not None):
-        raise UsageProblem("--ur-type, --frames-dir and --max-fragment go with --format ur")
+        raise UsageProblem("--ur-type, --frames-dir, --max-fragment and --qr go with --format ur")
     if fmt is not ExportFormat.bsms and (token is not None or description is not None):
         raise UsageProblem("--token-file and --description go with --format bsms")
     whole_account = fmt is ExportFormat.json or ur_type is URType.crypto_account
@@ -85,6 +85,10 @@ def export(
     max_fragment: Annotated[Optional[int], typer.Option("--max-fragment", min=10, max=10_000, help="with "
                             "--format ur: bytes of a UR fragment (smaller QR codes, more parts)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace frames already in --frames-dir")] = False,
+    qr: Annotated[bool, typer.Option("--qr", help="with --format ur: also show the UR as animated QR in the "
+                  "terminal (on stderr; q stops), for the coordinator's camera")] = False,
+    cycles: Annotated[Optional[int], typer.Option("--cycles", min=1, help="with --qr: stop after this many "
+                      "cycles of the frames (default: until q)")] = None,
     token_file: Annotated[Optional[Path], typer.Option("--token-file", help="with --format bsms: file holding "
                           "the coordinator's TOKEN, hex or decimal (default: 00, no token)")] = None,
     description: Annotated[Optional[str], typer.Option("--description", help="with --format bsms: the "
@@ -99,14 +103,18 @@ def export(
     the coordinator puts into sortedmulti(). The export goes to stdout (so `> file` works).
 
     Example: coldsign --network regtest key export --keystore alice --script-type wsh-multi --format ur --frames-dir qr/
+
+    Example: coldsign --network regtest key export --keystore alice --format ur --ur-type crypto-account --qr
     """
     from coldsign.cli.secrets import load_seed
     from coldsign.keys import export as X
 
     settings = settings_of(ctx, json_flag)
     network = settings.require_network()
-    _check_options(fmt, script_type, path, ur_type, frames_dir if max_fragment is None else Path(),
+    _check_options(fmt, script_type, path, ur_type, frames_dir if max_fragment is None and not qr else Path(),
                    token_file, description)
+    if cycles is not None and not qr:
+        raise UsageProblem("--cycles goes with --qr")
     kind = (script_type or (ScriptType.wsh_multi if fmt is ExportFormat.bsms else ScriptType.wpkh)).value
     key_path = X.parse_account_path(path, network) if path is not None else X.standard_path(kind, network, account)
     seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)
@@ -150,6 +158,10 @@ def export(
 
             written = write_transmission_frames(transmission, frames_dir, overwrite)
             doc.update(frames=written["frames"], frames_dir=written["frames_dir"])
+        if qr:
+            from coldsign.cli.qr_send import TerminalQR
+
+            terminal_qr = TerminalQR(cbor, "ur", chosen, label=chosen, stderr=True, max_fragment=max_fragment)
     elif fmt is ExportFormat.bsms:
         from coldsign.cli.secrets import read_bsms_token
 
@@ -176,6 +188,12 @@ def export(
         fingerprint = fingerprint_text(doc["fingerprint"], doc.get("fingerprint_without_passphrase"))
         rich_console(stderr=True, soft_wrap=True).print(f"{note}, master fingerprint {fingerprint}{extra}{where}")
 
+    if qr:                                  # the export first, then the animation (until q or --cycles)
+        if not settings.json:
+            human()
+        doc["qr_shown"] = terminal_qr.show(cycles=cycles)
+        if not settings.json:
+            return
     emit(settings, doc, human)
 
 

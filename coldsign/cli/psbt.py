@@ -122,8 +122,8 @@ def sign(
                           "animated QR frames (frame-0001.png … and frames.txt) to this folder")] = None,
     qr: Annotated[bool, typer.Option("--qr", help="also show the signed PSBT as animated QR in the terminal "
                   "(q stops)")] = False,
-    qr_cycles: Annotated[Optional[int], typer.Option("--qr-cycles", min=1, help="with --qr: stop after this "
-                         "many cycles of the frames (default: until q)")] = None,
+    cycles: Annotated[Optional[int], typer.Option("--cycles", min=1, help="with --qr: stop after this many "
+                      "cycles of the frames (default: until q)")] = None,
     full_psbt: Annotated[bool, typer.Option("--full-psbt", help="with --frames-dir/--qr: send the whole signed "
                          "PSBT back, not only the signatures (for a coordinator that cannot combine)")] = False,
     qr_format: Annotated[QRFormat, typer.Option("--qr-format", help="ur (default) or bbqr, for --frames-dir "
@@ -174,12 +174,12 @@ def sign(
 
     settings = settings_of(ctx, json_flag)
     check_seed_options(keystore_name, mnemonic_file, passphrase_file, password_file)
-    if qr_cycles is not None and not qr:
-        raise UsageProblem("--qr-cycles goes with --qr")
+    if cycles is not None and not qr:
+        raise UsageProblem("--cycles goes with --qr")
     if full_psbt and not (qr or frames_dir):
         raise UsageProblem("--full-psbt goes with --frames-dir or --qr (the --out file always holds the whole PSBT)")
     answer = QRAnswer(frames_dir, qr, qr_format.value, density.value if density else None, stderr=settings.json,
-                      cycles=qr_cycles)
+                      cycles=cycles)
     session = CeremonySession.active_in(settings.home)      # None: no ceremony log, nothing is logged
     if session is not None:
         session.log.check_not_torn()                         # a torn log refuses before any secret is read

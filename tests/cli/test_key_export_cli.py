@@ -106,6 +106,24 @@ def test_ur_crypto_account_frames_scan_back_to_the_same_cbor(tmp_path, words):
         embit_xpub(p) for p in ("m/49h/1h/0h", "m/84h/1h/0h", "m/48h/1h/0h/2h", "m/86h/1h/0h")]
 
 
+def test_ur_shown_as_animated_qr_on_the_terminal(tmp_path, words):
+    """--qr animates the UR on stderr (stdout keeps the export): one cycle of the same 5 parts that
+    --frames-dir writes (those are scanned back above)."""
+    result = CliRunner().invoke(app, ["--home", str(tmp_path / "home"), "--network", "regtest", "--json", "key",
+                                      "export", "--mnemonic-file", str(words), "--format", "ur", "--ur-type",
+                                      "crypto-account", "--max-fragment", "100", "--qr", "--cycles", "1"],
+                                env={"COLUMNS": "240", "LINES": "140"})
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    shown = doc["qr_shown"]
+    assert (shown["format"], shown["type"], shown["cycle_frames"], shown["frames_shown"], shown["stopped_by"]) == \
+        ("ur", "crypto-account", len(doc["ur"]), 5, "cycles")
+    result = export(tmp_path / "home", words, "--format", "descriptor", "--qr")
+    assert result.exit_code == 2 and "--qr go with --format ur" in result.output
+    result = export(tmp_path / "home", words, "--format", "ur", "--cycles", "2")
+    assert result.exit_code == 2 and "--cycles goes with --qr" in result.output
+
+
 def test_a_plain_assembler_still_refuses_registry_types(tmp_path, words):
     from coldsign.qr.errors import QRDecodeError
     from coldsign.qr.transport import Assembler
@@ -161,7 +179,7 @@ def test_keystore_source_and_wrong_password(tmp_path, words, fast_kdf):
     (("--format", "descriptor", "--path", "m/84h/0h/0h"), "--path coin type 0 is not regtest's (1)"),
     (("--format", "json", "--path", "m/84h/1h/0h"), "--format json exports every standard script type"),
     (("--format", "bsms", "--script-type", "wpkh"), "a BSMS signer record is for multisig"),
-    (("--format", "descriptor", "--frames-dir", "x"), "--ur-type, --frames-dir and --max-fragment go"),
+    (("--format", "descriptor", "--frames-dir", "x"), "--ur-type, --frames-dir, --max-fragment and --qr go"),
 ])
 def test_usage_errors_exit_2(tmp_path, words, args, message):
     result = export(tmp_path / "home", words, *args)

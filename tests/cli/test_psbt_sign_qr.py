@@ -199,7 +199,7 @@ def test_the_answer_shown_in_the_terminal_is_logged_with_the_frames_shown(alice,
     _, frames = shown
     ok("--home", home, "log", "open", "--participants", "alice", "--mnemonic-file", words, "--json")
     args = ("--home", home, "psbt", "sign", "-", "--images", f"{frames}/frame-*.png", "--mnemonic-file", words,
-            "--out", tmp_path / "signed.psbt", "--qr", "--qr-cycles", "2", "--density", "low", "--json")
+            "--out", tmp_path / "signed.psbt", "--qr", "--cycles", "2", "--density", "low", "--json")
     # Too small a terminal is known before anything is signed: exit 7, nothing written, nothing logged.
     small = invoke(*args, env={"COLUMNS": "50", "LINES": "30"})
     assert small.exit_code == 7 and "a version-" in json.loads(small.stdout)["error"]["message"]
@@ -217,8 +217,8 @@ def test_the_answer_shown_in_the_terminal_is_logged_with_the_frames_shown(alice,
 def test_qr_options_go_with_a_qr_answer(alice, tmp_path):
     home, words = alice
     result = invoke("--home", home, "psbt", "sign", tmp_path / "withdrawal.psbt", "--mnemonic-file", words,
-                    "--out", tmp_path / "signed.psbt", "--qr-cycles", "2", "--json")
-    assert result.exit_code == 2 and "--qr-cycles goes with --qr" in result.output
+                    "--out", tmp_path / "signed.psbt", "--cycles", "2", "--json")
+    assert result.exit_code == 2 and "--cycles goes with --qr" in result.output
     result = invoke("--home", home, "psbt", "sign", tmp_path / "withdrawal.psbt", "--mnemonic-file", words,
                     "--out", tmp_path / "signed.psbt", "--full-psbt", "--json")
     assert result.exit_code == 2 and "--full-psbt goes with --frames-dir or --qr" in result.output
