@@ -3,7 +3,8 @@ confirmed transaction. Registered on `coldsign.cli.watch.app`.
 
 Thin: read the database and the chain source, call the pure builders (coldsign.watch.send,
 coldsign.watch.collect), store the PSBT and its status, render. A PSBT moves through the statuses
-created → partially_signed → final → broadcast → confirmed, never backwards. `confirmed` is set
+created → sent (shown as QR by `watch send --qr`) → partially_signed → final → broadcast →
+confirmed, never backwards. `confirmed` is set
 when the wallet's synced coins show the withdrawal's change output in a block (checked by every
 command here and by `watch psbts`), or when the chain source says the transaction is in a block
 (asked by `watch sync`: a withdrawal without change has no coin of the wallet to show).
@@ -199,6 +200,9 @@ def send_cmd(
     emit(settings, doc, lambda: _render_withdrawal(result, doc, "Stored"))
     if qr:
         _show_qr(result.psbt, qr_cycles)
+        with open_db(settings) as db:                   # shown to the signers' cameras: sent
+            stored = _advance(db, db.psbt(psbt_id), "sent")
+        typer.echo(f"PSBT {psbt_id} is now {stored.status}", err=True)
 
 
 # ---------------------------------------------------------------- bump
@@ -233,6 +237,7 @@ def bump_cmd(
         original = db.psbt(original.id)
         if original.status == "confirmed":
             raise Refused(f"withdrawal {txid} is confirmed already: nothing to replace", code="confirmed")
+
         record, wallet = wallet_of(db, original.wallet)
         _network_of(settings, record)
         result = build_replacement(wallet, Psbt.parse(original.psbt), fee_rate, wallet_name=record.name)

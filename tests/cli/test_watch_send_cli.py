@@ -128,6 +128,8 @@ def test_send_with_qr_animates_the_psbt(vault):
     assert result.exit_code == 0, result.output
     assert "Stored PSBT 1 (status created)" in result.output
     assert "showed 1 frame(s) of UR psbt, 1 part(s)" in result.output   # qr show's own report
+    assert "PSBT 1 is now sent" in result.output                         # shown to the signers
+    assert [(p["id"], p["status"]) for p in ok(vault, "watch", "psbts", "vault", "--json")["psbts"]] == [(1, "sent")]
     [written] = (vault / "psbts").iterdir()   # without --out the PSBT is written in the home folder
     assert written.read_bytes().startswith(b"psbt\xff")
 
