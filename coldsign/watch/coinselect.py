@@ -6,13 +6,15 @@ worst-case 72-byte ECDSA signatures plus the witness script, taproot key path 23
 SIGHASH_DEFAULT signature). A transaction weighs `fixed_weight` (version, locktime, output count,
 the payment outputs, segwit marker and flag) + the input count's compact size + the inputs (+ the
 change output); its virtual size is ceil(weight / 4) (BIP-141) and the fee needed at rate r is
-ceil(r * vsize). With change the fee is exactly that, so the rate is honoured to within 1 sat/vB;
-change below the dust limit is dropped into the fee instead.
+ceil(r * vsize). With change the fee is exactly that, and a changeless set leaves the miner at most
+1 sat/vB more, so the rate is honoured to within 1 sat/vB; only change below the dust limit,
+dropped into the fee, can make it more.
 
 Algorithms. Branch and bound first (Murch, "An Evaluation of Coin Selection Strategies", 2016, as
 Bitcoin Core runs it): a depth-first search over the coins, largest effective value first, for a
 set whose effective value lands in [target, target + cost of change], so that no change output is
-needed; at most `max_tries` steps. When it finds none, fallbacks that make change — largest-first
+needed, and whose leftover, given to the miner, keeps the fee within 1 sat/vB of the rate (Bitcoin
+Core would give up to the whole cost of change); at most `max_tries` steps. When it finds none, fallbacks that make change — largest-first
 and a few single random draws — and the one with the least waste wins.
 
 Waste (Bitcoin Core's metric), in sat:
@@ -275,6 +277,12 @@ class _Problem:
             return inputs >= self.payments and inputs >= fee
         return inputs >= self.payments + fee
 
+    def near_rate(self, inputs: int, input_weights: int, count: int) -> bool:
+        """Whether giving all that is left over to the miner (no change) keeps the fee within
+        1 sat/vB of the rate: a changeless set that would overpay more is no solution."""
+        weight = self.fixed + S.compact_size_len(count) * 4 + input_weights
+        return inputs - self.payments <= self.fee_for(weight) + S.vsize(weight)
+
     def makes_change(self, inputs: int, input_weights: int, count: int) -> bool:
         """Whether such coins leave a change output above dust."""
         weight = self.fixed + S.compact_size_len(count) * 4 + input_weights + self.change_out
@@ -397,7 +405,7 @@ def _branch_and_bound(p: _Problem, pool: list[Candidate], max_tries: int) -> lis
                 (waste_grows and best_waste is not None and waste > best_waste):
             back = True
         elif value >= target:
-            if count and p.fits(amount, weight, count):
+            if count and p.fits(amount, weight, count) and p.near_rate(amount, weight, count):
                 total = waste + value - target
                 if best_waste is None or total <= best_waste:
                     best, best_waste = [j for j, inc in path if inc], total

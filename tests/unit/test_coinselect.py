@@ -82,15 +82,26 @@ def test_one_coin_with_change_pays_exactly_the_rate():
 
 
 def test_branch_and_bound_finds_the_changeless_pair():
-    """Coins 30,000, 20,000, 60,000; 49,500 out at 1 sat/vB. Target = 49,500 + 166/4 = 49,541.5;
+    """Coins 30,000, 20,000, 60,000; 49,700 out at 1 sat/vB. Target = 49,700 + 166/4 = 49,741.5;
     cost of change 31 + 680 = 711. {30k, 20k} is worth 50,000 - 136 = 49,864: in the window, no
-    change, fee 500 on 710 WU (178 vB). 60k alone overshoots. Waste = (1 - 10) x 136 + (500 - 177.5)."""
+    change, fee 300 on 710 WU (178 vB): 1.7 sat/vB, within 1 sat/vB of the rate. 60k alone
+    overshoots. Waste = (1 - 10) x 136 + (300 - 177.5)."""
     coins = [wpkh("aa:0", 30_000), wpkh("bb:0", 20_000), wpkh("cc:0", 60_000)]
-    s = select_coins(coins, 49_500, 1, rng=random.Random(1), **TERMS)
+    s = select_coins(coins, 49_700, 1, rng=random.Random(1), **TERMS)
     assert s.algorithm == "bnb"
     assert [c.outpoint for c in s.coins] == ["aa:0", "bb:0"]          # in the order given
-    assert (s.fee_sat, s.change_sat, s.weight) == (500, 0, 710)
-    assert s.waste == round(Fraction(-1224) + Fraction(645, 2))
+    assert (s.fee_sat, s.change_sat, s.weight) == (300, 0, 710)
+    assert s.waste == round(Fraction(-1224) + Fraction(245, 2))
+
+
+def test_a_changeless_set_that_would_overpay_by_more_than_1_sat_per_vb_is_no_solution():
+    """The same coins for 49,500: {30k, 20k} would leave 500 sat to the miner on 178 vB (2.8 sat/vB
+    at a rate of 1; Bitcoin Core's BnB would take it). Refused as changeless: the fallback makes
+    change instead, and the rate holds to within 1 sat/vB."""
+    coins = [wpkh("aa:0", 30_000), wpkh("bb:0", 20_000), wpkh("cc:0", 60_000)]
+    s = select_coins(coins, 49_500, 1, rng=random.Random(1), **TERMS)
+    assert s.algorithm != "bnb" and s.change_sat > 0
+    assert s.fee_sat <= 2 * -(-s.weight // 4)
 
 
 def test_branch_and_bound_prefers_more_inputs_when_fees_are_below_the_long_term_rate():
@@ -312,8 +323,8 @@ def test_selections_add_up_and_honour_the_rate(problem):
     assert s.weight == weight <= 400_000
     vsize = -(-weight // 4)
     assert s.fee_sat >= rate * vsize
-    if s.change_sat:
-        assert s.fee_sat <= (rate + 1) * vsize
+    if s.change_sat or s.algorithm == "bnb":      # with change, or changeless by design: within 1 sat/vB
+        assert s.fee_sat <= math.ceil(rate * vsize) + vsize
     if s.algorithm == "bnb":
         assert s.change_sat == 0
     assert s.fee_sat <= _most_fee(problem, s)
@@ -403,11 +414,16 @@ def test_branch_and_bound_finds_the_least_waste_changeless_set(pool):
         return (sum(effective(c) for c in subset) >= target and
                 sum(c.amount_sat for c in subset) - payments >= math.ceil(rate * (-(-weight // 4))))
 
+    def near_rate(subset):          # the leftover, all to the miner, within 1 sat/vB of the rate
+        vsize = -(-(FIXED_ONE_P2WPKH_PAYMENT + 4 + sum(c.input_weight for c in subset)) // 4)
+        return sum(c.amount_sat for c in subset) - payments <= math.ceil(rate * vsize) + vsize
+
     best = None
     for k in range(1, len(usable) + 1):
         for subset in combinations(usable, k):       # in the pool's order
             value = sum(effective(c) for c in subset)
-            if value <= upper and pays(subset) and not any(pays(subset[:j]) for j in range(1, k)):
+            if value <= upper and pays(subset) and near_rate(subset) and \
+                    not any(pays(subset[:j]) for j in range(1, k)):
                 waste = sum((rate - long_term) * c.input_weight / 4 for c in subset) + value - target
                 best = waste if best is None else min(best, waste)
     try:
