@@ -227,7 +227,8 @@ def sync_cmd(
     """Ask the chain source for the wallet's coins (gap-limit scan of receive and change addresses).
 
     All or nothing: a failed or interrupted sync leaves the database as it was. Broadcast
-    withdrawals the source finds in a block (with change or without) become confirmed.
+    withdrawals the source finds in a block (with change or without) become confirmed; one the
+    source cannot answer about stays broadcast, with a warning (the sync stands).
 
     Example: coldsign watch sync vault --source bitcoind://127.0.0.1:8332?cookie=/var/lib/bitcoind/.cookie
     """
@@ -242,11 +243,17 @@ def sync_cmd(
                 result = sync(db, name, source, gap_limit=gap_limit, progress=progress)
             from coldsign.cli.watch_send import settle
 
-            # the source settles withdrawals without change (no coin of the wallet shows them)
-            confirmed_psbts = settle(db, name, source)
+            # the source settles withdrawals without change (no coin of the wallet shows them); the
+            # sync is committed already: a source that cannot answer now leaves them broadcast
+            unanswered: list = []
+            confirmed_psbts = settle(db, name, source, unanswered)
         finally:
             source.close()
-        doc = {**result.to_json(), "confirmed_psbts": confirmed_psbts}
+        doc = {**result.to_json(), "confirmed_psbts": confirmed_psbts,
+               "unsettled_psbts": [{"psbt_id": i, "error": err.message} for i, err in unanswered]}
+    for item in doc["unsettled_psbts"]:
+        typer.echo(f"warning: could not ask {source.description} whether withdrawal {item['psbt_id']} is confirmed "
+                   f"({item['error']}); it stays broadcast until a later sync", err=True)
     emit(settings, doc, lambda: _render_sync(doc))
 
 

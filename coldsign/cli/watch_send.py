@@ -58,11 +58,13 @@ def _advance(db, record, status: str, psbt: bytes | None = None):
     return db.set_psbt_status(record.id, status, psbt)
 
 
-def settle(db, name: str, source=None) -> list[int]:
+def settle(db, name: str, source=None, unanswered: list | None = None) -> list[int]:
     """Mark broadcast withdrawals confirmed, and return their ids: those whose change the last sync
     saw in a block, and, given a chain source, those it says are in a block (`tx_height`; the only
     way to see a withdrawal without change confirmed). The source is asked only about broadcast
-    withdrawals the coins do not settle already."""
+    withdrawals the coins do not settle already; when it cannot answer (exit 7 errors), the
+    withdrawal stays broadcast and (id, error) goes to `unanswered`: the sync itself stands."""
+    from coldsign.errors import EnvironmentProblem
     from coldsign.watch.collect import confirmed
 
     coins = db.coins(name, include_spent=True)
@@ -72,7 +74,13 @@ def settle(db, name: str, source=None) -> list[int]:
             continue
         height = None
         if source is not None and not confirmed(item.txid, coins):
-            height = source.tx_height(item.txid)
+            try:
+                height = source.tx_height(item.txid)
+            except EnvironmentProblem as err:
+                if unanswered is None:
+                    raise
+                unanswered.append((item.id, err))
+                continue
         if confirmed(item.txid, coins, height):
             db.set_psbt_status(item.id, "confirmed")
             done.append(item.id)

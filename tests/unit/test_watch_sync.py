@@ -584,6 +584,30 @@ def test_a_withdrawal_without_change_is_confirmed_only_by_asking_the_source(db, 
     assert settle(db, "hot", chain) == [] and chain.height_asks == [sweep, sweep]   # confirmed: not asked again
 
 
+def test_a_source_that_cannot_answer_leaves_the_withdrawal_broadcast_and_the_sync_standing(db, chain, monkeypatch):
+    """`watch sync` commits the coins first; asking about a changeless withdrawal then fails (the
+    node went away): it stays broadcast, the failure is handed back, nothing else changes."""
+    from coldsign.cli.watch_send import settle
+
+    coin = chain.pay(spk(0, 0), 100_000)
+    sync(db, "hot", chain)
+    sweep = chain.spend(coin, height=190)
+    psbt_id = db.add_psbt("hot", b"psbt", sweep, status="broadcast")
+    sync(db, "hot", chain)
+
+    def unreachable(txid):
+        raise EnvironmentProblem("cannot reach the chain source")
+
+    monkeypatch.setattr(chain, "tx_height", unreachable)
+    before = dump(db)
+    unanswered = []
+    assert settle(db, "hot", chain, unanswered) == []
+    assert [(i, e.message) for i, e in unanswered] == [(psbt_id, "cannot reach the chain source")]
+    assert dump(db) == before and db.psbt(psbt_id).status == "broadcast"
+    with pytest.raises(EnvironmentProblem):                 # without a list to report to: the error itself
+        settle(db, "hot", chain)
+
+
 def test_a_withdrawal_whose_change_is_in_a_block_is_settled_without_asking_the_source(db, chain):
     from coldsign.cli.watch_send import settle
 
