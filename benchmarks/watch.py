@@ -32,9 +32,10 @@ def main() -> None:
 
     from coldsign.chain.regtest import RegtestChain
     from coldsign.chain.regtest_source import RegtestSource
-    from coldsign.psbt.create import Coin, assemble_psbt
-    from coldsign.watch import coinselect
+    from coldsign.network import Network
+    from coldsign.psbt.review import address_of
     from coldsign.watch.db import WatchDB
+    from coldsign.watch.send import Payment, build_withdrawal
     from coldsign.watch.sync import sync
 
     wallet = W.wallet(args.kind)
@@ -61,20 +62,22 @@ def main() -> None:
             print(f"sync of {len(result.new_coins)} coins ({result.scripts_scanned} scripts): "
                   f"{first_sync:.2f} s first, {second_sync:.2f} s again ({len(again.new_coins)} new)")
 
+            # The consolidation as `watch send` builds it: coin control over N outpoints, all of it
+            # to the wallet's next receive address less the fee (--subtract-fee), the PSBT
+            # assembled with every previous transaction and reviewed as the signer will review it.
             records = db.coins("bench")[: args.inputs]
-            started = time.perf_counter()
-            candidates = [coinselect.Candidate.for_wallet(wallet, c.outpoint, c.amount_sat) for c in records]
+            previous = {c.txid: db.transaction_raw(c.txid) for c in records}
             total = sum(c.amount_sat for c in records)
-            selection = coinselect.spend_coins(candidates, 0, 2, **coinselect.selection_terms(wallet, []))
-            coins = [Coin(c.txid, c.vout, c.amount_sat, c.script_pubkey, c.change, c.index,
-                          previous_tx=None if args.kind == "tr" else db.transaction_raw(c.txid))
-                     for c in records]
-            psbt = assemble_psbt(wallet, coins, [], (0, total - selection.fee_sat))
-            raw = psbt.serialize()
-            built = time.perf_counter() - started
-            print(f"consolidation PSBT of {len(records)} inputs: {built:.2f} s, {len(raw) / 1e6:.1f} MB, "
-                  f"fee {selection.fee_sat} sat at 2 sat/vB ({selection.vsize} vB)")
-
+            destination = wallet.script_pubkey(0, args.coins + 1)
+            payment = Payment(address_of(destination, Network.REGTEST), destination, total)
+            started = time.perf_counter()
+            built = build_withdrawal(wallet, db.coins("bench"), [payment], fee_rate=2, change_index=0,
+                                     tip_height=db.wallet("bench").tip_height, previous_txs=previous,
+                                     chosen=[c.outpoint for c in records], subtract_fee=True)
+            raw = built.psbt.serialize()
+            seconds = time.perf_counter() - started
+            print(f"consolidation PSBT of {len(built.inputs)} inputs (watch send's build and review): "
+                  f"{seconds:.2f} s, {len(raw) / 1e6:.1f} MB, fee {built.fee_sat} sat at 2 sat/vB ({built.vsize} vB)")
 
 if __name__ == "__main__":
     main()
