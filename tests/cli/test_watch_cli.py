@@ -63,18 +63,38 @@ def test_import_a_descriptor_shows_the_first_address(home, kind):
 
 
 def test_import_from_export_files(home, tmp_path):
+    from pathlib import Path
+
+    from embit.descriptor.checksum import add_checksum
+
     from coldsign.wallet import bsms, multisig_file
 
     multisig = W.wallet("wsh-sortedmulti")
-    expected = embit_address(W.descriptor("wsh-sortedmulti"), 0, 0)
-    files = {"coldcard.txt": multisig_file.write(multisig, "vault"),
-             "vault.bsms": bsms.descriptor_record(multisig),
-             "specter.json": json.dumps({"label": "vault", "descriptor": W.descriptor("wsh-sortedmulti")})}
-    for n, (name, text) in enumerate(files.items()):
-        (tmp_path / name).write_text(text)
-        doc = ok(home, "watch", "import", "--name", f"v{n}", "--file", str(tmp_path / name))
-        assert doc["first_address"] == expected, name
-    assert [w["name"] for w in ok(home, "watch", "list")["wallets"]] == ["v0", "v1", "v2"]
+    (tmp_path / "coldcard.txt").write_text(multisig_file.write(multisig, "vault"))
+    (tmp_path / "vault.bsms").write_text(bsms.descriptor_record(multisig))
+    exports = Path(__file__).parents[1] / "data" / "exports"  # as the applications write them: see its README.md
+    files = [(tmp_path / "coldcard.txt", "wsh-sortedmulti"), (tmp_path / "vault.bsms", "wsh-sortedmulti"),
+             # Sparrow's Output Descriptor export (io/Descriptor.java): /<0;1>/*, receive and change lines
+             (exports / "sparrow-vault.txt", "wsh-sortedmulti"), (exports / "sparrow-alice-tr.txt", "tr"),
+             # Specter Desktop's Account Map (wallet.py account_map): the receive descriptor /0/* only
+             (exports / "specter-vault.json", "wsh-sortedmulti"),
+             # Sparrow's Specter Desktop export (io/SpecterDesktop.java): the bare account key
+             (exports / "sparrow-specter-alice.json", "wpkh")]
+    for n, (path, kind) in enumerate(files):
+        doc = ok(home, "watch", "import", "--name", f"v{n}", "--file", str(path))
+        assert doc["first_address"] == embit_address(W.descriptor(kind), 0, 0), path.name
+        assert embit_address(doc["descriptor"], 1, 0) == embit_address(W.descriptor(kind), 1, 0), path.name
+    assert [w["name"] for w in ok(home, "watch", "list")["wallets"]] == [f"v{n}" for n in range(len(files))]
+
+    lines = (exports / "sparrow-vault.txt").read_text().splitlines()
+    lines[8] = add_checksum(W.descriptor("wpkh").split("#")[0].replace("/<0;1>/*", "/1/*"))  # another wallet's change
+    (tmp_path / "mixed.txt").write_text("\n".join(lines) + "\n")
+    mixed = run(home, "--json", "watch", "import", "--name", "x", "--file", str(tmp_path / "mixed.txt"))
+    assert mixed.exit_code == 3
+    error = json.loads(mixed.stdout)["error"]
+    assert error["where"] == f"{tmp_path / 'mixed.txt'}: line 9"
+    assert error["message"] == ("this change descriptor (/1/*) is not the same wallet as the /<0;1>/* descriptor "
+                                "on line 2")
 
     words = W.write_mnemonic(tmp_path, "alice")
     coldcard_json = ok(home, "key", "export", "--mnemonic-file", str(words), "--format", "json")
