@@ -63,8 +63,7 @@ def register_cmd(
     source, extra = "descriptor", {}
     if file is not None:
         setup = read_setup_file(file, token_file, network)
-        source, descriptor, change_descriptor, extra = (setup.source, setup.descriptor, setup.change_descriptor,
-                                                        setup.extra)
+        source, descriptor, extra = setup.source, setup.descriptor, setup.extra
     existed = registry.wallet_path(settings.home, name).exists()
     registration = registry.register(settings.home, name, descriptor, network,
                                      change_descriptor=change_descriptor, seed=seed)

@@ -109,7 +109,7 @@ def import_cmd(
         from coldsign.cli.wallet import read_setup_file
 
         setup = read_setup_file(file, token_file, network, script_type)
-        source, descriptor, change_descriptor = setup.source, setup.descriptor, setup.change_descriptor
+        source, descriptor = setup.source, setup.descriptor
     elif scan:
         setup = _scan_setup(images, video, text, camera, network, script_type)
         source, descriptor = setup.source, setup.descriptor

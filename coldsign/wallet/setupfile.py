@@ -52,8 +52,7 @@ _EXTENDED_KEY_END = re.compile(r"([1-9A-HJ-NP-Za-km-z]{100,})(?:/[01]/\*)?(?=[,)
 @dataclass(frozen=True)
 class SetupFile:
     source: str                       # descriptor | bsms | coldcard | json | coldcard-json | ur
-    descriptor: str
-    change_descriptor: str | None = None
+    descriptor: str                   # one /<0;1>/* descriptor: receive and change
     extra: dict = field(default_factory=dict)
 
 
