@@ -9,6 +9,10 @@ and tx3's bytes; tx2 is rebuilt here exactly as the README describes.
 GET and POST to the subclass's `serve`; the subclass plays Bitcoin Core's RPC port or an Esplora
 API from a script of expected requests. `fakes_of` starts servers for one test and, after it,
 closes them and fails the test if any of them saw a request it did not expect.
+
+For the CLI, two servers answer in whatever order coldsign asks: `ScenarioEsplora` serves the
+scenario to a `watch sync --source esplora://…`, `CoreNode` plays Bitcoin Core to a `watch
+broadcast --source bitcoind://…` and records the order of the methods it was asked.
 """
 
 from __future__ import annotations
@@ -110,3 +114,91 @@ def fakes_of(make: Callable[..., FakeServer]) -> Iterator[Callable[..., FakeServ
 def done(fake: FakeServer) -> None:
     """Every scripted request was made."""
     assert fake.script == [], f"requests never made: {fake.script}"
+
+
+def tx3_raw() -> bytes:
+    """tx3's bytes (in the mempool: spends tx2:1, pays 5,000,000 sat to C), from the wallet answer file."""
+    return bytes.fromhex(load_answer("bitcoind", "gettransaction_tx3")["result"]["hex"])
+
+
+class ScenarioEsplora(FakeServer):
+    """An Esplora API serving the scenario by path, in any order, as a wallet sync asks it.
+
+    A, B and C answer their files (txs_A/B/C, utxo_B/C): A used by tx1 and tx2, B's coin confirmed
+    at 150, C's coin in the mempool (tx3). Every other script, D included, was never paid (an
+    empty list). tx1–tx3 are served by txid, the tip is block 150 of the regtest genesis, the fee
+    estimates are the answer file's. `requests` lists the paths asked, in order; a path outside
+    the API is a failure.
+    """
+
+    def __init__(self, script: list):
+        super().__init__(script)
+        self.requests: list[str] = []
+        self.files = {"/block-height/0": "block-height-0_regtest", "/blocks/tip/height": "tip_height",
+                      "/blocks/tip/hash": "tip_hash", "/fee-estimates": "fee_estimates"}
+        for script, name, coins in ((A, "A", "empty_list"), (B, "B", "utxo_B"), (C, "C", "utxo_C")):
+            self.files[f"/scripthash/{_scripthash(script)}/txs"] = f"txs_{name}"
+            self.files[f"/scripthash/{_scripthash(script)}/utxo"] = coins
+        self.hexes = {TX1: load_answer("esplora", "tx1_hex")["body"], TX2: tx2_raw().hex(), TX3: tx3_raw().hex()}
+
+    def serve(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        self.requests.append(f"{h.command} {h.path}")
+        parts = h.path.split("/")
+        if h.command == "GET" and h.path in self.files:
+            doc = load_answer("esplora", self.files[h.path])
+            content = doc["body"]
+            text = content if isinstance(content, str) else json.dumps(content)
+            return self.send(h, doc["status"], text.encode(), "text/plain" if isinstance(content, str)
+                             else "application/json")
+        if h.command == "GET" and len(parts) == 4 and parts[1] == "scripthash" and parts[3] in ("txs", "utxo"):
+            return self.send(h, 200, b"[]")
+        if h.command == "GET" and len(parts) == 4 and parts[1] == "tx" and parts[3] == "hex" \
+                and parts[2] in self.hexes:
+            return self.send(h, 200, self.hexes[parts[2]].encode(), "text/plain")
+        self.failures.append(f"unexpected {h.command} {h.path}")
+        self.send(h, 404, b"not in the scenario", "text/plain")
+
+
+def _scripthash(script: bytes) -> str:
+    """Esplora's script hash: SHA-256 of the scriptPubKey, byte-reversed."""
+    import hashlib
+
+    return hashlib.sha256(script).digest()[::-1].hex()
+
+
+class CoreNode(FakeServer):
+    """Bitcoin Core's RPC port as `watch broadcast` meets it, answering in any order and recording
+    each JSON-RPC method in `calls` as it arrives.
+
+    getblockchaininfo answers the scenario's regtest tip; testmempoolaccept the answer file
+    `testmempoolaccept_allowed`, or `testmempoolaccept_rejected` ("min relay fee not met") when
+    `rejects`; sendrawtransaction the txid. The txid in each answer is the one of the transaction
+    sent, as a node computes it. Any other method is a failure (an RPC error -32601).
+    """
+
+    def __init__(self, script: list, *, rejects: bool = False):
+        super().__init__(script)
+        self.rejects = rejects
+        self.calls: list[str] = []
+
+    def serve(self, h: BaseHTTPRequestHandler, body: bytes) -> None:
+        from embit.transaction import Transaction
+
+        doc = json.loads(body)
+        method, params = doc.get("method"), doc.get("params")
+        self.calls.append(method)
+        if method == "getblockchaininfo":
+            reply = load_answer("bitcoind", "getblockchaininfo_regtest")
+        elif method in ("testmempoolaccept", "sendrawtransaction"):
+            raw = bytes.fromhex(params[0][0] if method == "testmempoolaccept" else params[0])
+            txid = Transaction.parse(raw).txid().hex()
+            if method == "sendrawtransaction":
+                reply = {"result": txid}
+            else:
+                reply = load_answer("bitcoind", "testmempoolaccept_rejected" if self.rejects
+                                    else "testmempoolaccept_allowed")
+                reply["result"][0]["txid"] = txid
+        else:
+            self.failures.append(f"unexpected RPC {method}")
+            reply = {"result": None, "error": {"code": -32601, "message": "Method not found"}}
+        self.send(h, 200, json.dumps({"error": None, **reply, "id": doc.get("id")}).encode())

@@ -5,8 +5,10 @@ Three cosigners with fixed test seeds (never use them for real coins):
   bob:   entropy 0x02 * 16
   carol: entropy 0x03 * 16
 Accounts on regtest (coin type 1): wpkh at 84h/1h/0h, sh(wpkh) at 49h/1h/0h, tr at 86h/1h/0h,
-wsh 2-of-3 sortedmulti at 48h/1h/0h/2h (one key from each cosigner). Every descriptor is
-`/<0;1>/*`: receive branch 0, change branch 1.
+wsh 2-of-3 sortedmulti at 48h/1h/0h/2h (one key from each cosigner), and the same three keys in
+wsh 2-of-3 multi, unsorted, in the order carol, alice, bob (at receive 0/0–0/2 and change 1/0–1/1
+that order is not the sorted one, so its scripts differ from the sortedmulti wallet's). Every
+descriptor is `/<0;1>/*`: receive branch 0, change branch 1.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ ACCOUNT_PATHS = {
     "sh-wpkh": (49 | H, 1 | H, 0 | H),
     "tr": (86 | H, 1 | H, 0 | H),
     "wsh-sortedmulti": (48 | H, 1 | H, 0 | H, 2 | H),
+    "wsh-multi": (48 | H, 1 | H, 0 | H, 2 | H),
 }
+MULTI_ORDER = ("carol", "alice", "bob")     # the unsorted wsh-multi's key order
 
 
 def mnemonic(name: str) -> str:
@@ -55,12 +59,15 @@ def descriptor(kind: str) -> str:
     if kind == "wsh-sortedmulti":
         keys = ",".join(key_expression(n, kind) for n in COSIGNERS)
         return f"wsh(sortedmulti(2,{keys}))"
+    if kind == "wsh-multi":
+        keys = ",".join(key_expression(n, kind) for n in MULTI_ORDER)
+        return f"wsh(multi(2,{keys}))"
     raise ValueError(kind)
 
 
 def signers_of(kind: str) -> tuple[str, ...]:
-    """Who signs a withdrawal: alice alone, or alice and bob for the 2-of-3."""
-    return ("alice", "bob") if kind == "wsh-sortedmulti" else ("alice",)
+    """Who signs a withdrawal: alice alone, or alice and bob for a 2-of-3."""
+    return ("alice", "bob") if kind in ("wsh-sortedmulti", "wsh-multi") else ("alice",)
 
 
 def wallet(kind: str):

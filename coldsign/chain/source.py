@@ -94,3 +94,15 @@ class ChainSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def send_accepted(source: ChainSource, tx: bytes) -> str:
+    """The mempool acceptance test first, then the broadcast: the txid. Refused `not-accepted` (exit
+    4, nothing sent) with the node's reason when the test says no."""
+    from coldsign.errors import Refused
+
+    acceptance = source.test_accept(tx)
+    if not acceptance.allowed:
+        raise Refused(f"the chain source would not accept the transaction: {acceptance.reason}",
+                      where=source.description, code="not-accepted")
+    return source.broadcast(tx)

@@ -459,20 +459,38 @@ def broadcast(
     ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="final transaction (hex or binary)")],
     regtest: Annotated[bool, typer.Option("--regtest", help="mine it on the embedded regtest chain")] = False,
+    source_url: Annotated[Optional[str], typer.Option("--source", help="send it through this chain source: "
+                          "bitcoind://HOST:PORT?cookie=PATH or esplora\\[s]://HOST\\[:PORT]\\[/PATH] (see `coldsign "
+                          "watch sync --help`)")] = None,
     json_flag: JsonFlag = False,
 ) -> None:
     """Send a final transaction. With --regtest: mine it into a block of the embedded chain and
-    report the height, or why the block was refused.
+    report the height, or why the block was refused. With --source: the node's mempool acceptance
+    test first (refused: exit 4 with its reason), then the broadcast.
 
     Example: coldsign psbt broadcast withdrawal.tx --regtest --json
+
+    Example: coldsign --network testnet psbt broadcast withdrawal.tx --source esploras://blockstream.info/testnet/api
     """
     from coldsign.cli.regtest import open_chain
 
     settings = settings_of(ctx, json_flag)
-    if not regtest:
-        raise UsageProblem("only the embedded regtest chain can broadcast in this version",
-                           hint="pass --regtest (Bitcoin Core and Esplora sources arrive with the watch half)")
+    if regtest == (source_url is not None):
+        raise UsageProblem("say where the transaction goes: --regtest (the embedded chain) or --source URL",
+                           hint="e.g. --source bitcoind://127.0.0.1:8332?cookie=/var/lib/bitcoind/.cookie")
     tx = read_transaction(file)
+    if source_url is not None:
+        from coldsign.chain import sources
+        from coldsign.chain.source import send_accepted
+
+        source = sources.open_source(source_url, settings.require_network(), settings.home)
+        try:
+            txid, described = send_accepted(source, tx), source.description
+        finally:
+            source.close()
+        emit(settings, {"txid": txid, "accepted": True, "source": described},
+             lambda: typer.echo(f"Broadcast {txid} through {described}"))
+        return
     with open_chain(settings) as chain:
         result = chain.broadcast(tx)
     if not result.accepted:

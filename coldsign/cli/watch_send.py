@@ -381,13 +381,11 @@ def broadcast_cmd(
         if tx is None:
             raise NotFound(f"the final transaction of withdrawal {psbt_id} is not stored",
                            hint=f"run `coldsign watch collect {name} {psbt_id} FILES...` again")
+        from coldsign.chain.source import send_accepted
+
         source = open_source(settings, network, source_url)
         try:
-            acceptance = source.test_accept(tx)
-            if not acceptance.allowed:
-                raise Refused(f"the chain source would not accept the transaction: {acceptance.reason}",
-                              where=source.description, code="not-accepted")
-            sent = source.broadcast(tx)
+            sent = send_accepted(source, tx)
             described = source.description
         finally:
             source.close()
