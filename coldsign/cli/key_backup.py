@@ -33,6 +33,13 @@ PassphraseFileOpt = Annotated[Optional[Path], typer.Option(
     "--passphrase-file", help="file holding the BIP-39 passphrase (only for the fingerprint shown)")]
 
 
+SEEDQR_WARNING = (
+    "WARNING: this image IS the seed. Anyone who sees or scans it can spend the coins.\n"
+    "  - a phone camera, a screenshot, a printer's memory or a cloud sync keeps a copy;\n"
+    "  - print or engrave it on this offline machine, store it like the words (sealed, numbered bag);\n"
+    "  - then delete the file (it is written mode 0600, never through a temp file).")
+
+
 # --- terminal helpers --------------------------------------------------------------------------
 
 
@@ -347,8 +354,13 @@ def seedqr_command(
     mnemonic, _passphrase, _where = _backed_up_seed(settings.home, keystore_name, mnemonic_file, None, password_file)
     payload = seedqr.encode_compact(mnemonic) if compact else seedqr.encode_standard(mnemonic)
     png, version = seedqr_png(payload)
-    _warn("WARNING: this image IS the seed. Anyone who sees or scans it can spend the coins. "
-          "Print it, store it like the words, and delete the file.")
+    _warn(SEEDQR_WARNING)
+    if sys.stdin.isatty() and sys.stderr.isatty():
+        # NOTE: the warning screen: on a terminal the custodian says so before the image exists.
+        if not typer.confirm("Write the SeedQR image now?", default=False, err=True):
+            from coldsign.errors import Refused
+
+            raise Refused("the SeedQR was not written", where=str(out), code="not-confirmed")
     write_secret_file(out, png, "--out")
     doc = {"out": str(out), "format": "compact" if compact else "standard",
            "words": len(mnemonic.reveal().split()), "qr_version": version, "mode": "0600"}

@@ -395,12 +395,25 @@ def test_seedqr_with_words_typed_at_a_no_echo_prompt(tmp_path):
 
     out = tmp_path / "seed.png"
     argv = [sys.executable, "-m", "coldsign", "key", "seedqr", "--out", str(out), "--compact"]
-    status, screen = run_on_terminal(argv, [(b"Mnemonic words", ALICE.encode() + b"\r")])
+    status, screen = run_on_terminal(argv, [(b"Mnemonic words", ALICE.encode() + b"\r"),
+                                            (b"Write the SeedQR image now?", b"y\r", True)])
     text = screen.decode(errors="replace")
     assert status == 0, text
-    assert "this image IS the seed" in text
+    assert "this image IS the seed" in text and "a printer's memory" in text
+    assert text.index("this image IS the seed") < text.index("Write the SeedQR image now?")
     assert ALICE.split()[0] + " " + ALICE.split()[1] not in text
     assert decode_png(out, compact=True) == ALICE
+
+
+def test_seedqr_declined_at_the_warning_screen_writes_nothing(tmp_path):
+    from terminal import run_on_terminal
+
+    out = tmp_path / "seed.png"
+    argv = [sys.executable, "-m", "coldsign", "key", "seedqr", "--mnemonic-file", str(write_seed(tmp_path)),
+            "--out", str(out)]
+    status, screen = run_on_terminal(argv, [(b"Write the SeedQR image now?", b"\r", True)])
+    assert status == 4, screen
+    assert b"the SeedQR was not written" in screen and not out.exists()
 
 
 @pytest.mark.parametrize("command", ["split", "combine", "seedqr"])
