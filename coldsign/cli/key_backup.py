@@ -134,6 +134,10 @@ def split_command(
     Shares go one per file (mode 0600) to --out-dir; without it they are shown once on a terminal.
     JSON gives the counts, identifier and file names, never words.
 
+    The shares carry the BIP-39 words' entropy: `coldsign key combine` gives back the very words.
+    A SLIP-39 wallet (e.g. a Trezor) combining them derives another wallet: SLIP-39 turns the secret
+    into a seed its own way. Restore with coldsign (or type the recovered words into a BIP-39 wallet).
+
     Example: coldsign key split --mnemonic-file /media/seed.txt --threshold 2 --shares 3 --out-dir /media/shares
 
     Example: coldsign key split --keystore treasury-1 --threshold 2 --shares 3 --out-dir /media/shares
