@@ -21,6 +21,9 @@ def run_on_terminal(argv: list[str], answers: list[tuple], timeout: float = 30) 
     if pid == 0:  # child
         os.execv(argv[0], argv)
     screen, pending, deadline = b"", list(answers), time.monotonic() + timeout
+    # NOTE: a prompt counts once it shows AFTER the last answer typed: the same prompt asked again
+    # ("Retype word 6" three times) must not get its next answer early, which getpass would flush.
+    fresh_from = 0
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
@@ -31,11 +34,12 @@ def run_on_terminal(argv: list[str], answers: list[tuple], timeout: float = 30) 
             if not chunk:
                 break
             screen += chunk
-        if pending and pending[0][0] in screen:
+        if pending and pending[0][0] in screen[fresh_from:]:
             echoes = len(pending[0]) > 2 and pending[0][2]
             if echoes or not termios.tcgetattr(fd)[3] & termios.ECHO:
                 os.write(fd, pending.pop(0)[1])
                 screen += b"\n<typed>\n"
+                fresh_from = len(screen)
     else:
         os.kill(pid, 9)  # the program never finished: fail with what the screen showed
     _, status = os.waitpid(pid, 0)
