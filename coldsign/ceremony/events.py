@@ -11,7 +11,7 @@ ceremony-opened      participants (identity fingerprints or names), software_ver
 policy-installed     policy_sha256, version, [name]
 psbt-received        sha256, source ("qr" | "file"), [bytes]
 review-shown         summary_sha256
-policy-decision      allowed, checks [{rule, ok, message}]
+policy-decision      allowed, checks [{rule, ok, message}], [policy_sha256, version, name]
 approvals-checked    ok, required, approvers [fingerprint], [request_sha256]
 signatures-produced  psbt_sha256_before, psbt_sha256_after, inputs [index], txid,
                      outputs [{address, amount_sat, [change], [label]}]  (the auditor compares
@@ -118,7 +118,8 @@ SCHEMAS: dict[str, tuple[dict[str, Callable[[Any], bool]], dict[str, Callable[[A
     POLICY_INSTALLED: ({"policy_sha256": _hex64, "version": _version}, {"name": _text}),
     PSBT_RECEIVED: ({"sha256": _hex64, "source": lambda v: v in ("qr", "file")}, {"bytes": _count}),
     REVIEW_SHOWN: ({"summary_sha256": _hex64}, {}),
-    POLICY_DECISION: ({"allowed": _flag, "checks": _list_of(_record(**_check))}, {}),
+    POLICY_DECISION: ({"allowed": _flag, "checks": _list_of(_record(**_check))},
+                      {"policy_sha256": _hex64, "version": _version, "name": _text}),
     APPROVALS_CHECKED: ({"ok": _flag, "required": _count, "approvers": _list_of(_text)},
                         {"request_sha256": _hex64}),
     SIGNATURES_PRODUCED: ({"psbt_sha256_before": _hex64, "psbt_sha256_after": _hex64,
@@ -190,10 +191,16 @@ def review_shown(summary_sha256: str) -> dict:
     return check_payload(REVIEW_SHOWN, {"summary_sha256": summary_sha256})
 
 
-def policy_decision(allowed: bool, checks: list[tuple[str, bool, str]]) -> dict:
-    """`checks`: (rule, ok, message) for each rule the policy evaluated."""
-    return check_payload(POLICY_DECISION, {"allowed": allowed, "checks": [
-        {"rule": rule, "ok": ok, "message": message} for rule, ok, message in checks]})
+def policy_decision(allowed: bool, checks: list[tuple[str, bool, str]], *, policy_sha256: str | None = None,
+                    version: int | None = None, name: str | None = None) -> dict:
+    """`checks`: (rule, ok, message) for each rule the policy evaluated; the policy that decided
+    (its digest, version and name), so the auditor can name it for every withdrawal."""
+    doc: dict = {"allowed": allowed, "checks": [{"rule": rule, "ok": ok, "message": message}
+                                                for rule, ok, message in checks]}
+    for key, value in (("policy_sha256", policy_sha256), ("version", version), ("name", name)):
+        if value is not None:
+            doc[key] = value
+    return check_payload(POLICY_DECISION, doc)
 
 
 def approvals_checked(ok: bool, required: int, approvers: list[str], request_sha256: str | None = None) -> dict:

@@ -112,8 +112,9 @@ def _facts(result: "AuditResult") -> list[tuple[str, str]]:
     return rows
 
 
-def _ceremony_lines(c: Ceremony, who) -> list[tuple[str, str]]:
-    """(label, text) facts of one ceremony, in reading order."""
+def _ceremony_lines(c: Ceremony, who, root_at=None) -> list[tuple[str, str]]:
+    """(label, text) facts of one ceremony, in reading order; `root_at(size)` is the log's Merkle
+    root over its first `size` entries, None when the export does not hold them all."""
     rows = []
     if c.opened is not None:
         p = c.opened.payload
@@ -129,8 +130,12 @@ def _ceremony_lines(c: Ceremony, who) -> list[tuple[str, str]]:
                      f"(entry {r.index})"))
     for r in c.decisions:
         failed = [ch["rule"] for ch in r.payload["checks"] if not ch["ok"]]
-        rows.append(("Policy decision", ("allowed" if r.payload["allowed"] else "refused")
-                     + f", {len(r.payload['checks'])} rule(s) checked"
+        by = ""
+        if "version" in r.payload:
+            by = f" by policy \"{r.payload.get('name', '?')}\" v{r.payload['version']}" + (
+                f" (SHA-256 {r.payload['policy_sha256']})" if "policy_sha256" in r.payload else "")
+        rows.append(("Policy decision", ("allowed" if r.payload["allowed"] else "refused") + by
+                     + f", {len(r.payload['checks'])} check(s)"
                      + (f", failed: {', '.join(failed)}" if failed else "") + f" (entry {r.index})"))
     for r in c.approvals:
         rows.append(("Approvals", f"{'ok' if r.payload['ok'] else 'NOT ok'}: {len(r.payload['approvers'])} of "
@@ -142,7 +147,19 @@ def _ceremony_lines(c: Ceremony, who) -> list[tuple[str, str]]:
         outcome = c.closed.payload.get("outcome", "")
         rows.append(("Closed", f"entry {c.closed.index}, {c.closed.time} ({UNTRUSTED})"
                      + (f": {outcome}" if outcome else "")))
+        root = root_at(c.closed.index + 1) if root_at is not None else None
+        if root is not None:        # what `log close` signed, and the custodians wrote on paper
+            rows.append(("Checkpoint at close", f"size {c.closed.index + 1}, root {root.hex()}"))
     return rows
+
+
+def _roots(result: "AuditResult"):
+    """size -> the Merkle root of the first `size` entries, when the export starts at entry 0."""
+    from coldsign.ceremony import merkle
+
+    if result.from_size != 0 or result.problems:
+        return None
+    return lambda size: merkle.tree_hash(result.lines[:size]) if size <= len(result.lines) else None
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -170,7 +187,8 @@ def render_markdown(result: "AuditResult", *, title: str = "ceremony log") -> st
                    f"| {_md(w.chain)} |")
     out.append("")
     for n, c in enumerate(ceremonies(result), 1):
-        out += [f"## Ceremony {n}", ""] + [f"- **{_md(k)}:** {_md(v)}" for k, v in _ceremony_lines(c, result.who)]
+        out += [f"## Ceremony {n}", ""] + [f"- **{_md(k)}:** {_md(v)}"
+                                           for k, v in _ceremony_lines(c, result.who, _roots(result))]
         out += [f"- **Withdrawal:** entry {w.index}, txid {_md(w.txid)}, {_sat(w.amount_sat)}, chain: {_md(w.chain)}"
                 for w in c.withdrawals] + [""]
     return "\n".join(out)
@@ -238,7 +256,8 @@ def render_html(result: "AuditResult", *, title: str = "ceremony log") -> str:
              "</div>"]
     for n, c in enumerate(ceremonies(result), 1):
         parts.append(f"<h2>Ceremony {n}</h2>")
-        parts.append(_table(["", ""], [[_h(k), _h(v)] for k, v in _ceremony_lines(c, result.who)], "ceremony"))
+        parts.append(_table(["", ""], [[_h(k), _h(v)] for k, v in _ceremony_lines(c, result.who, _roots(result))],
+                            "ceremony"))
         if c.withdrawals:
             parts.append(_table(["Entry", "Time", "Signer", "Txid", "Destinations", "Total", "Chain"],
                                 _withdrawal_rows(c.withdrawals), "ceremony-withdrawals", frozenset({0, 5})))

@@ -142,7 +142,7 @@ def log_text(text: str) -> str:
     return text
 
 
-def policy_payloads(decision, bundle, policy) -> list[tuple[str, dict]]:
+def policy_payloads(decision, bundle, policy, digest: bytes | None = None) -> list[tuple[str, dict]]:
     """(approvals-checked, policy-decision) payloads of a policy evaluation of `bundle` under `policy`.
 
     approvals-checked: ok when the deciding rule's approval checks (approvals, required roles) all
@@ -162,4 +162,6 @@ def policy_payloads(decision, bundle, policy) -> list[tuple[str, dict]]:
               for c in decision.checks]
     return [(events.APPROVALS_CHECKED, events.approvals_checked(ok, required, approvers,
                                                                 request_digest(bundle.request).hex())),
-            (events.POLICY_DECISION, events.policy_decision(decision.allowed, checks))]
+            (events.POLICY_DECISION, events.policy_decision(
+                decision.allowed, checks, policy_sha256=digest.hex() if digest is not None else None,
+                version=policy.version, name=log_text(policy.name)))]

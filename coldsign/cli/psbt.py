@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from coldsign.cli.app import JsonFlag, emit, settings_of
+from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
 from coldsign.cli.psbt_qr import QRAnswer, scan_input
 from coldsign.cli.qr_receive import CameraOpt, DecoderName, DecoderOpt, ImagesOpt, VideoOpt
 from coldsign.cli.qr_send import DensityOpt, QRFormat
@@ -205,16 +205,17 @@ def sign(
             network = network_for(settings, registration)
             result = review(psbt, network, registration.descriptor, wallet_name=registration.name,
                             allow_high_fee=allow_high_fee)
+            # NOTE: shown whether or not stdout carries --json (then on stderr): the log says it was.
+            render_review(result, **({"console": rich_console(stderr=True)} if settings.json else {}))
             if session is not None:
                 session.record(events.REVIEW_SHOWN, events.review_shown(review_digest(result)))
-            if not settings.json:
-                render_review(result)
             if gate is not None:
                 try:
                     gate.evaluate(psbt, registration, result)  # refusals recorded in the ledger, exit 4
                 finally:
                     if session is not None and gate.decision is not None:
-                        for event, payload in policy_payloads(gate.decision, gate.bundle, gate.in_force.policy):
+                        for event, payload in policy_payloads(gate.decision, gate.bundle, gate.in_force.policy,
+                                                              gate.in_force.digest):
                             session.record(event, payload)
             refuse_if_needed(result)  # before the seed is even read
             seed = load_seed(settings.home, keystore_name, mnemonic_file, passphrase_file, password_file)

@@ -108,8 +108,11 @@ def test_a_whole_ceremony_is_logged_signed_and_verifies(alice, unsigned, tmp_pat
     good_request = write_bundle(good, raw, [ALICE, BOB])
     bad_request = write_bundle(bad, raw, [BOB])
     signed_path = tmp_path / "signed.psbt"
-    signed = ok("--home", home, "psbt", "sign", "-", "--request", good, "--mnemonic-file", words,
-                "--out", signed_path, "--json")
+    result = invoke("--home", home, "psbt", "sign", "-", "--request", good, "--mnemonic-file", words,
+                    "--out", signed_path, "--json")
+    assert result.exit_code == 0, result.output
+    signed = json.loads(result.stdout)
+    assert "Pays" in result.stderr and "PAYMENT" in result.stderr   # the review the log says was shown (stderr)
     assert signed["signed"] == [0, 1] and signed["policy"]["rule"] == "exchange-daily"
 
     refused_out = tmp_path / "refused.psbt"
@@ -148,6 +151,7 @@ def test_a_whole_ceremony_is_logged_signed_and_verifies(alice, unsigned, tmp_pat
     assert p[4] == {"ok": True, "required": 2, "approvers": [ALICE.fingerprint, BOB.fingerprint],
                     "request_sha256": request_digest(good_request).hex()}
     assert p[5]["allowed"] is True
+    assert (p[5]["policy_sha256"], p[5]["version"], p[5]["name"]) == (installed["digest"], 1, "treasury")
     assert {"rule": "exchange-daily: approvals", "ok": True,
             "message": "2 of 2 required approvals from role 'treasurer': alice, bob"} in p[5]["checks"]
     assert all(c["ok"] for c in p[5]["checks"])

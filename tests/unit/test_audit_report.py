@@ -40,6 +40,40 @@ EVIL = "<script>alert(1)</script> | `pipe` \n next"
 MACHINE = "<b>laptop</b> </td>"
 
 
+def signed_lines(steps) -> list[bytes]:
+    lines, prev = [], ZERO_HASH
+    for seq, (event, payload) in enumerate(steps):
+        line = make_entry(seq, prev, event, payload, ALICE, datetime(2026, 3, 2, tzinfo=timezone.utc)
+                          + timedelta(minutes=seq))
+        lines.append(line)
+        prev = line_hash(line)
+    return lines
+
+
+def test_each_decision_names_its_policy_and_each_close_its_checkpoint_root():
+    """A decision logged with the policy that made it names it (the policy may have been installed
+    in an earlier ceremony, outside this log's window); a ceremony's close shows the root `log close`
+    signed (size = the close entry + 1) when the export holds the log from its first entry."""
+    lines = signed_lines([
+        (events.CEREMONY_OPENED, events.ceremony_opened(["Alice Ng"], "0.1.0", "aa" * 32, "laptop")),
+        (events.POLICY_DECISION, events.policy_decision(True, [("exchange: approvals", True, "2 of 2")],
+                                                        policy_sha256="cd" * 32, version=3, name="treasury")),
+        (events.SIGNATURES_PRODUCED, events.signatures_produced("11" * 32, "22" * 32, [0], TXID,
+                                                                [(ADDRESS, 150_000)])),
+        (events.CEREMONY_CLOSED, events.ceremony_closed("signed")),
+        (events.CEREMONY_OPENED, events.ceremony_opened(["Alice Ng"], "0.1.0", "aa" * 32, "laptop")),
+    ])
+    checkpoint = sign_checkpoint(origin_for(ALICE.fingerprint), len(lines), merkle.tree_hash(lines), ALICE)
+    result = audit_export(json.loads(json.dumps(build_export(lines, 0, checkpoint))), ROSTER)
+    text = render_markdown(result)
+    assert f'- **Policy decision:** allowed by policy "treasury" v3 (SHA-256 {"cd" * 32}), 1 check(s) (entry 1)' in text
+    assert f"- **Checkpoint at close:** size 4, root {merkle.tree_hash(lines[:4]).hex()}" in text
+    assert text.count("Checkpoint at close") == 1                 # the second ceremony is still open
+    parsed = Tables()
+    parsed.feed(render_html(result))
+    assert ["Checkpoint at close", f"size 4, root {merkle.tree_hash(lines[:4]).hex()}"] in parsed.tables["ceremony"]
+
+
 def the_log() -> list[bytes]:
     steps = [
         (events.CEREMONY_OPENED, events.ceremony_opened(["Alice Ng", "Bob Ruiz"], "0.1.0", "aa" * 32, MACHINE)),
