@@ -80,7 +80,9 @@ def run_cli(args: list[str]) -> CliResult:
 
     from coldsign.cli.main import app
 
-    result = CliRunner().invoke(app, list(args), input="", catch_exceptions=True)
+    # NOTE: the rehearsal plays on the embedded chain only: a chain source named in the environment
+    # (COLDSIGN_SOURCE) must not reach its commands.
+    result = CliRunner().invoke(app, list(args), input="", catch_exceptions=True, env={"COLDSIGN_SOURCE": None})
     code, stderr = result.exit_code, result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         code = int(ExitStatus.INTERNAL)
@@ -128,9 +130,10 @@ class RehearsalFailed(ColdsignError):
     code = "rehearsal-failed"
 
     def __init__(self, refused: StepRefused):
+        inner = refused.result.error.get("hint")
         super().__init__(f"the rehearsal stopped at {refused.role}/{refused.step}: {refused.message}",
                          where=f"coldsign {' '.join(refused.result.args)}",
-                         hint="the command's own message is above; the workdir keeps every file for a look")
+                         hint=(f"{inner}; " if inner else "") + "the workdir keeps every file for a look")
         try:
             self.exit_status = ExitStatus(refused.result.exit_code)
         except ValueError:
@@ -231,20 +234,32 @@ def _kdf(fast: bool) -> Iterator[None]:
         keystore.DEFAULT_OPSLIMIT, keystore.DEFAULT_MEMLIMIT = saved
 
 
+MARKER = ".coldsign-rehearsal"
+WORKDIR_NAMES = {MARKER, "alice", "bob", "carol", "coordinator", "auditor", "secrets", "transfer"}
+
+
 def _fresh_workdir(path: Path) -> Path:
-    """The workdir, emptied; refuses a non-empty folder that no earlier rehearsal made."""
-    from coldsign.errors import Refused
+    """The workdir, emptied. Only a folder a rehearsal made (its marker file) holding nothing but what
+    a rehearsal writes there is wiped; anything else is refused, and nothing is deleted."""
+    from coldsign.errors import EnvironmentProblem, Refused, UsageProblem
 
     path = path.resolve()
-    # a rehearsal's folder: the marker, or the layout of the rehearsals before it (scripts/rehearse.py)
-    made_by_rehearsal = (path / ".coldsign-rehearsal").exists() or \
-        ((path / "coordinator").is_dir() and (path / "alice").is_dir())
-    if path.exists() and any(path.iterdir()) and not made_by_rehearsal:
-        raise Refused(f"{path} is not empty and was not made by a rehearsal", code="workdir-not-empty",
-                      hint="pass an empty or new folder as --workdir; a rehearsal wipes its workdir first")
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)
-    (path / ".coldsign-rehearsal").write_text("made by coldsign ceremony rehearse; wiped by the next one\n")
+    if path.exists() and not path.is_dir():
+        raise UsageProblem(f"--workdir {path} is a file", hint="give a folder (new, or one a rehearsal made)")
+    if path.is_dir() and any(path.iterdir()):
+        others = sorted(p.name for p in path.iterdir() if p.name not in WORKDIR_NAMES)
+        if not (path / MARKER).is_file() or others:
+            raise Refused(f"{path} is not empty and was not made by a rehearsal"
+                          + (f" (it holds {', '.join(others[:3])}{' …' if len(others) > 3 else ''})" if others else ""),
+                          code="workdir-not-empty",
+                          hint="pass an empty or new folder as --workdir; a rehearsal wipes its own workdir first")
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True)
+        (path / MARKER).write_text("made by coldsign ceremony rehearse; wiped by the next one\n")
+    except OSError as err:
+        raise EnvironmentProblem(f"cannot make the workdir: {err.strerror or err}", where=str(path),
+                                 hint="choose a folder you can write to") from None
     return path
 
 

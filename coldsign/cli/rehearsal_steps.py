@@ -4,7 +4,7 @@ chain, as a table of steps (`STEPS`: stage, name, role, title, function) that
 
   1 key ceremony  keystores from the seeds, identity keys into the roster, the 2-of-3
                   wsh(sortedmulti) vault registered from a BSMS file on each signer and imported
-                  on the coordinator, the first policy signed by 2 admins and installed, logs opened
+                  on the coordinator, logs opened, the first policy signed by 2 admins and installed
   2 funding       0.6 and 0.5 BTC mined to receive 0 and 1
   3 withdrawal    `watch send` 0.7 BTC to the exchange; Olivia's request; Carol's and Bob's approvals
   4 the bundle    the approved bundle shown as BBQr frames, photographed by the signers' cameras
@@ -306,8 +306,8 @@ STEPS: tuple[Step, ...] = (
     Step(1, "roster", "custodians", "identity keys into the roster; Olivia's identity on the coordinator", _roster),
     Step(1, "vault", "all", "2-of-3 wsh(sortedmulti) vault: registered on each signer, imported on the coordinator",
          _vault),
-    Step(1, "policy", "admins", "first policy signed by 2 admins, installed on each signer", _policy),
     Step(1, "log-open", "custodians", "each signer opens its ceremony log", _open_logs),
+    Step(1, "policy", "admins", "first policy signed by 2 admins, installed on each signer (logged)", _policy),
     Step(2, "fund", "coordinator", "1.1 BTC mined to receive 0 and 1, confirmed; watch sync", _fund),
     Step(3, "withdrawal", "coordinator", "watch send: 0.7 BTC to the exchange, change back to the vault", _withdrawal),
     Step(3, "request", "coordinator", "Olivia signs the request (expires in 4 h)", _request),

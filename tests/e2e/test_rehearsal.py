@@ -5,7 +5,7 @@ test seeds (entropy 0x01/0x02/0x03 * 16; Olivia, operations, 0x04 * 16) into key
 keys to a roster, register the 2-of-3 wsh(sortedmulti) vault (48h/1h/0h/2h) from a BSMS file on each
 signer and import it on the coordinator; policy "treasury" v1 (only to the exchange's address, at most
 1 BTC a transaction, fee at most 0.001 BTC and 200 sat/vB, 2 approvals of group "approver", the
-requester not counted) is signed by alice and bob and installed on all three; each opens its log. The
+requester not counted) is signed by alice and bob and installed on all three, each in its log. The
 embedded chain (101 blocks) pays 0.6 and 0.5 BTC to receive 0 and 1 (heights 102, 103). Olivia's
 request for 0.7 BTC to the exchange at 5 sat/vB, change to 1/0, is approved by carol and bob; the
 bundle crosses to alice and bob as photographed BBQr frames; they sign and answer as photographed UR
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -113,8 +114,8 @@ def test_each_attack_is_caught_by_the_right_check(tmp_path, name, where, by, exi
         # nothing was written by the refused decode
         assert not (tmp_path / "rehearsal" / "alice" / "w1-signed.psbt").exists()
     if name == "log-edited":
-        assert (doc["edited_index"], doc["failed_index"]) == (5, 5)
-        assert doc["message"] == "entry 5: the signature does not verify against the actor's key"
+        assert (doc["edited_index"], doc["failed_index"]) == (6, 6)
+        assert doc["message"] == "entry 6: the signature does not verify against the actor's key"
     if name == "fee-inflated":
         assert "[high-fee] fee of 501470 sat" in doc["message"]
 
@@ -133,11 +134,63 @@ def test_an_unknown_attack_is_a_usage_error_and_wipes_nothing(tmp_path):
     assert (work / "keep.txt").read_text() == "still here"
 
 
-def test_a_folder_that_is_not_a_rehearsal_is_refused(tmp_path):
-    (tmp_path / "notes.txt").write_text("my notes")
-    result = rehearse("--workdir", str(tmp_path))
+@pytest.mark.parametrize("layout", ["notes", "role folders without the marker", "marker and a foreign file"])
+def test_a_folder_that_is_not_a_rehearsal_is_refused_and_nothing_is_deleted(tmp_path, layout):
+    work = tmp_path / "keep"
+    (work / "alice").mkdir(parents=True)
+    (work / "coordinator").mkdir()
+    (work / "alice" / "seed-backup.txt").write_text("precious")
+    if layout != "role folders without the marker":
+        (work / "notes.txt").write_text("my notes")
+    if layout == "marker and a foreign file":
+        (work / ".coldsign-rehearsal").write_text("")
+    result = rehearse("--workdir", str(work))
     assert result.exit_code == 4
     error = json.loads(result.stdout)["error"]
-    assert (error["code"], error["message"]) == ("workdir-not-empty",
-                                                 f"{tmp_path} is not empty and was not made by a rehearsal")
-    assert (tmp_path / "notes.txt").read_text() == "my notes"
+    assert error["code"] == "workdir-not-empty"
+    assert error["message"].startswith(f"{work} is not empty and was not made by a rehearsal")
+    assert (work / "alice" / "seed-backup.txt").read_text() == "precious"
+    if layout != "role folders without the marker":
+        assert error["message"].endswith("(it holds notes.txt)") and (work / "notes.txt").read_text() == "my notes"
+
+
+def test_a_workdir_that_is_a_file_or_cannot_be_made_is_a_clear_error(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    # /proc takes no new folders, even from root
+    for workdir, code in ((afile, 2), (afile / "sub", 7), (Path("/proc/coldsign-rehearsal"), 7)):
+        result = rehearse("--workdir", str(workdir))
+        assert result.exit_code == code, result.output
+        assert json.loads(result.stdout)["error"]["message"]
+
+
+def test_random_seeds_on_a_machine_whose_environment_names_another_chain(tmp_path, monkeypatch):
+    """--random: fresh seeds, other fingerprints. COLDSIGN_SOURCE (here an address nothing answers on)
+    is ignored: the rehearsal plays on the embedded chain only."""
+    monkeypatch.setenv("COLDSIGN_SOURCE", "esplora://127.0.0.1:9/api")
+    result = rehearse("--workdir", str(tmp_path / "rehearsal"), "--random", "--fast-kdf")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["audit_ok"] is True and doc["random_seeds"] is True
+    assert set(doc["fingerprints"].values()).isdisjoint({"397a4a50", "c8e3b3d3", "70ecd03a"})
+
+
+def test_scripts_rehearse_the_readme_first_command_narrates_each_step(tmp_path):
+    """`scripts/rehearse` as the README runs it (here with --fast-kdf and a workdir of the test's):
+    the narration names each step's role and title, what crossed the air gap with its frames, and
+    the time; the last two lines are the txid and the audit verdict."""
+    import os
+    import subprocess
+
+    from coldsign.cli.rehearsal_steps import STEPS
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([str(root / "scripts" / "rehearse"), "--fast-kdf", "--workdir", str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "250"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    *_, txid, verdict = done.stdout.splitlines()
+    assert re.fullmatch(r"txid [0-9a-f]{64} \(confirmed at height 104\)", txid) and verdict == "audit_ok: true"
+    for step in STEPS:
+        assert f"{step.role:<12} {step.title}" in done.stderr, step.name
+    assert re.search(r"⇄ approved bundle as \d+ BBQr frames, photographed \(\d+ frames\)  \d+\.\d s", done.stderr)
+    assert re.search(r"⇄ 2 signers read the bundle from the camera pictures.* \(\d+ frames\)", done.stderr)
