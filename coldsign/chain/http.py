@@ -120,8 +120,8 @@ class HttpClient:
         tries = f" (tried {attempts} times)" if attempts > 1 else ""
         raise EnvironmentProblem(f"{self.description} is unreachable: {last.text}{tries}",
                                  code="source-unreachable",
-                                 hint="check that the server is running, the host and port in "
-                                      "--source, and the network between them")
+                                 hint="check that the server is running, the host and port of the chain "
+                                      "source's address, and the network between them")
 
     def _once(self, method: str, path: str, body: bytes | None, content_type: str,
               timeout: float) -> HttpAnswer:
@@ -161,7 +161,7 @@ class HttpClient:
         except ssl.SSLCertVerificationError as e:
             raise EnvironmentProblem(f"{self.description} has a certificate that does not verify: "
                                      f"{e.verify_message}", code="source-tls",
-                                     hint="check the host name in --source") from None
+                                     hint="check the host name in the chain source's address") from None
         except (ConnectionError, OSError, http.client.HTTPException) as e:
             raise _Transient(_describe_connection_error(e)) from None
         finally:

@@ -24,7 +24,7 @@ import typer
 from coldsign.cli.app import JsonFlag, Settings, emit, settings_of
 from coldsign.cli.secrets import (IdentityIndexOpt, KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt,
                                  PasswordFileOpt, load_identity)
-from coldsign.errors import BadInput, Refused, UsageProblem
+from coldsign.errors import BadInput, EnvironmentProblem, Refused, UsageProblem
 
 app = typer.Typer(no_args_is_help=True, help="The signed, append-only ceremony log: show it, checkpoint it, "
                   "have a witness co-sign, export it for the auditor.")
@@ -172,14 +172,17 @@ def close_ceremony(
     passphrase_file: PassphraseFileOpt = None,
     password_file: PasswordFileOpt = None,
     index: IdentityIndexOpt = 0,
+    qr: Annotated[bool, typer.Option("--qr", help="also draw the checkpoint as a QR code (on stderr), for "
+                  "a witness's camera")] = False,
     json_flag: JsonFlag = False,
 ) -> None:
     """Close the open ceremony: log ceremony-closed, then sign a checkpoint of the whole log.
 
     The checkpoint (written to <home>/ceremony/checkpoints/SIZE.txt, as `log checkpoint` does) is
-    short enough for the paper ceremony record. Refused (exit 4) when no ceremony is open.
+    short enough for the paper ceremony record, and with --qr drawn as a QR code. Refused (exit 4)
+    when no ceremony is open.
 
-    Example: coldsign log close --keystore treasury-1 --outcome "1 withdrawal signed"
+    Example: coldsign log close --keystore treasury-1 --outcome "1 withdrawal signed" --qr
     """
     from coldsign.ceremony import events
     from coldsign.cli.secrets import check_seed_options
@@ -203,6 +206,9 @@ def close_ceremony(
         typer.echo(f"(written to {path})", err=True)
 
     emit(settings, doc, human)
+    if qr:
+        for line in _qr_lines(cp.text):
+            typer.echo(line, err=True)
 
 
 # --- show / repair ------------------------------------------------------------------------------
@@ -475,8 +481,9 @@ def export(
     where = str(out) if out is not None else str(frames_dir) if frames_dir is not None else "the terminal as QR"
 
     def human() -> None:
-        typer.echo(f"exported entries {result['from_size']}..{result['to_size'] - 1} ({result['bytes']} bytes) to "
-                   f"{where}; checkpoint size {cp.size}")
+        span = (f"entries {result['from_size']}..{result['to_size'] - 1}" if result["entries"]
+                else f"no new entry since checkpoint size {result['from_size']} (the consistency proof only)")
+        typer.echo(f"exported {span} ({result['bytes']} bytes) to {where}; checkpoint size {cp.size}")
 
     if out is not None:
         atomic_write(out, data)
@@ -487,7 +494,11 @@ def export(
         result.update(frames_dir=written["frames_dir"], format=written["format"], frames=written["frames"],
                       qr_version=written["qr_version"])
     else:
-        terminal = TerminalQR(data, fmt, json_kind(fmt), label="log export", stderr=settings.json)   # exit 7 here
+        try:
+            terminal = TerminalQR(data, fmt, json_kind(fmt), label="log export", stderr=settings.json)
+        except EnvironmentProblem as err:                   # too small a terminal: say what helps here
+            err.hint = "enlarge the window or reduce the font size, or write the frames with --frames-dir DIR"
+            raise
         if not settings.json:
             human()
         result["qr_shown"] = terminal.show(cycles=cycles)

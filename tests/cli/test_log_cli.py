@@ -163,6 +163,25 @@ def test_checkpoint_as_qr_scans_back(tmp_path):
     assert [r.text for r in found] == [text]
 
 
+def test_close_draws_its_checkpoint_as_qr(tmp_path):
+    import numpy as np
+    import zxingcpp
+
+    from coldsign.qr.render import modules_from_half_blocks, to_array
+
+    home, words = tmp_path / "home", walletkit.write_mnemonic(tmp_path, "alice")
+    opened = CliRunner().invoke(app, ["--home", str(home), "log", "open", "--participants", "alice",
+                                      "--mnemonic-file", str(words)])
+    assert opened.exit_code == 0, opened.output
+    result = CliRunner().invoke(app, ["--home", str(home), "log", "close", "--mnemonic-file", str(words), "--qr"])
+    assert result.exit_code == 0, result.output
+    text = (home / "ceremony" / "checkpoints" / "2.txt").read_text()
+    block_lines = [line for line in result.stderr.splitlines() if set(line) <= set(" ▀▄█") and line.strip()]
+    image = to_array(modules_from_half_blocks(block_lines), 4)
+    found = zxingcpp.read_barcodes(np.ascontiguousarray(image), formats=zxingcpp.BarcodeFormat.QRCode)
+    assert [r.text for r in found] == [text]
+
+
 def _export_qr(home, env, *extra):
     return CliRunner().invoke(app, ["--home", str(home), "log", "export", "--qr", "--cycles", "1", *extra],
                               env=env)
@@ -227,6 +246,18 @@ def test_export_as_qr_in_a_terminal_too_small(tmp_path):
     cols, rows = TerminalSink().needed(version)
     error = json.loads(result.stdout)["error"]
     assert error["message"] == f"the terminal is 50x30 characters; a version-{version} QR code needs {cols}x{rows}"
+    assert error["hint"] == "enlarge the window or reduce the font size, or write the frames with --frames-dir DIR"
+
+
+def test_export_of_nothing_new_says_so(tmp_path):
+    home, words = tmp_path / "home", walletkit.write_mnemonic(tmp_path, "alice")
+    fill(home, 4)
+    result, _doc = run(home, "checkpoint", "--mnemonic-file", str(words), "--json")
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["--home", str(home), "log", "export", "--since",
+                                      str(home / "ceremony" / "checkpoints" / "4.txt"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("exported no new entry since checkpoint size 4 (the consistency proof only)")
 
 
 def test_witness_with_a_roster_needs_the_log_owners_signature(tmp_path):
