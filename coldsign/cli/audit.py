@@ -87,6 +87,38 @@ def _checkpoint(path: Path | None):
     return read_checkpoint(path)
 
 
+class Unreadable(Exception):
+    """The file is no log at all, or an export so damaged it cannot be read: a failed verification
+    (exit 5) all the same, with the entry the damage falls in when that can be told."""
+
+    def __init__(self, index: int | None, code: str, message: str):
+        super().__init__(message)
+        self.index, self.code, self.message = index, code, message
+
+    def to_json(self) -> dict:
+        return {"ok": False, "entries": 0, "errors": [{"index": self.index, "code": self.code,
+                                                        "message": self.message}], "withdrawals": []}
+
+
+def damaged_entry(data: bytes) -> int | None:
+    """The index of the entry in which an export stops being JSON, or None (outside its entries, or
+    it parses). The entries are canonical JSON objects kept as strings of one array, so the entries
+    before the damage are the `}","{` joints before it."""
+    import json
+
+    try:
+        json.loads(data)
+        return None
+    except json.JSONDecodeError as err:
+        position = len(err.doc[:err.pos].encode("utf-8"))
+    except (UnicodeDecodeError, RecursionError):
+        return None
+    start = data.find(b'"entries":["{')
+    if start < 0 or position < start:
+        return None
+    return data.count(b'}","{', start, position)
+
+
 def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoint_file: Path | None,
               previous_file: Path | None, chain_source: str | None, transactions: Path | None,
               network_name: str | None):
@@ -102,6 +134,9 @@ def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoi
     roster = _roster(settings, roster_file)
     previous = _checkpoint(previous_file)
     data = read_limited(path, LOG_MAX_BYTES, what="log")
+    if not data.strip():
+        raise Unreadable(None, "empty-log", "the file holds no entry: a ceremony log starts with its "
+                                            "ceremony-opened entry")
     is_export = looks_like_export(data)      # parsed once, by audit_export_bytes
     if is_export and checkpoint_file is not None:
         raise UsageProblem("an export carries its own checkpoint; --checkpoint is for a raw log.jsonl")
@@ -120,8 +155,11 @@ def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoi
         chain = open_source(chain_source, network, settings.home)
     try:
         if is_export:
-            return audit_export_bytes(data, roster, where=str(path), previous=previous, chain=chain,
-                                      network=network)
+            try:
+                return audit_export_bytes(data, roster, where=str(path), previous=previous, chain=chain,
+                                          network=network)
+            except BadInput as err:                 # a damaged export: failed, not "bad input"
+                raise Unreadable(damaged_entry(data), err.code, err.message) from None
         return audit_log(data, roster, checkpoint=checkpoint, previous=previous, chain=chain, network=network)
     finally:
         if chain_source is not None and chain is not None:
@@ -146,6 +184,14 @@ def _exit_if_failed(result, *, verdict_shown: bool) -> None:
     if not verdict_shown:
         for line in _verdict_lines(result):
             typer.echo(line, err=True)
+    raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
+
+
+def _fail_unreadable(settings: Settings, path: Path, damaged: Unreadable) -> None:
+    """Print the failed verdict of a file that could not be read as a log, and exit 5."""
+    where = f"entry {damaged.index}" if damaged.index is not None else str(path)
+    emit(settings, {**damaged.to_json(), "truncation_checked": False},
+         lambda: typer.echo(f"FAILED: {where}: [{damaged.code}] {damaged.message}", err=True))
     raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
 
 
@@ -189,8 +235,11 @@ def verify(
     Example: coldsign audit verify log-export.json --roster roster.json --previous paper-17.txt --chain-source regtest --network regtest --json
     """
     settings = settings_of(ctx, json_flag)
-    result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
-                       network)
+    try:
+        result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source,
+                           transactions, network)
+    except Unreadable as damaged:
+        _fail_unreadable(settings, path, damaged)
     doc = result.to_json()
     # NOTE: without any checkpoint a log cut short after its last entry looks whole: say so, not silently ok.
     doc["truncation_checked"] = result.checkpoint is not None or previous_file is not None
@@ -226,8 +275,11 @@ def report(
     from coldsign.store import atomic_write
 
     settings = settings_of(ctx, json_flag)
-    result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
-                       network)
+    try:
+        result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source,
+                           transactions, network)
+    except Unreadable as damaged:
+        _fail_unreadable(settings, path, damaged)      # nothing to report on: no report written
     text = (render_html if fmt is ReportFormat.html else render_markdown)(result, title=path.name)
     atomic_write(out, text.encode("utf-8"), mode=0o644)
     doc = {"out": str(out), "format": fmt.value, "ok": result.ok, "entries": result.entries,

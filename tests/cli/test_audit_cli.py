@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import walletkit
 from embit import bech32
 from typer.testing import CliRunner
@@ -168,8 +170,39 @@ def test_usage_and_input_errors(tmp_path):
                                                         "withdrawals' addresses")
     junk = tmp_path / "junk.json"
     junk.write_text('{"format": "something else"}')
-    bad = invoke("audit", "verify", junk, "--roster", roster, "--json")
-    assert bad.exit_code == 3 and one_json(bad)["error"]["message"].startswith("not a coldsign log export")
+    bad = invoke("audit", "verify", junk, "--roster", roster, "--json")     # no log: it does not verify
+    assert bad.exit_code == 5
+    [error] = one_json(bad)["errors"]
+    assert (error["index"], error["code"]) == (None, "log-export")
+    assert error["message"].startswith("not a coldsign log export")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    nothing = invoke("audit", "verify", empty, "--roster", roster, "--json")
+    assert nothing.exit_code == 5 and one_json(nothing)["ok"] is False
+    assert one_json(nothing)["errors"][0]["code"] == "empty-log"
+
+
+@pytest.mark.parametrize("entry", [0, 2, 3])
+def test_an_export_damaged_past_reading_fails_naming_the_entry(tmp_path, entry):
+    """A byte that breaks the export's JSON (a quote's escape removed inside entry N) is a failed
+    verification (exit 5, the audit's JSON), naming the entry it falls in; so is a damaged header."""
+    home = tmp_path / "home"
+    ceremony(home)
+    path = export(tmp_path, home)
+    data = path.read_bytes()
+    doc = json.loads(data)
+    start = data.index(json.dumps(doc["entries"][entry]).encode())
+    at = data.index(b'\\"', start + 2)                 # the first escaped quote inside that entry
+    path.write_bytes(data[:at] + data[at + 1:])
+    result = invoke("audit", "verify", path, "--roster", roster_file(tmp_path), "--json")
+    assert result.exit_code == 5, result.output
+    [error] = one_json(result)["errors"]
+    assert (error["index"], error["code"]) == (entry, "log-export")
+    human = invoke("audit", "verify", path, "--roster", roster_file(tmp_path))
+    assert human.exit_code == 5 and human.stderr.startswith(f"FAILED: entry {entry}: [log-export] not a coldsign")
+    path.write_bytes(data.replace(b'"version":1', b'"version":2', 1))
+    result = invoke("audit", "verify", path, "--roster", roster_file(tmp_path), "--json")
+    assert result.exit_code == 5 and one_json(result)["errors"][0]["index"] is None
 
 
 def test_withdrawals_against_the_regtest_chain(regtest_home, tmp_path):
