@@ -11,8 +11,10 @@ checked, signatures produced (two outputs), exported, closed — signed by alice
 - `audit_export` of the whole export document: the above plus the Merkle root against the signed
   checkpoint, the withdrawals listed and the signers counted (what `coldsign audit verify` runs,
   file reading and JSON parsing of the document not included);
-- `audit_export_bytes` of the file's bytes: the JSON parsed, its shape and canonical spelling
-  checked, then `audit_export` (everything `coldsign audit verify` does but read the file).
+- `audit_export_bytes` of the file's bytes: everything `coldsign audit verify` does with an export
+  file once it is read — the document around the entries parsed and its spelling checked, the
+  entries decoded from the file's bytes by the worker processes that check them (a range of
+  bytes each, its spelling checked there), then what `audit_export` does with the entries.
 
 Run: .venv/bin/python benchmarks/audit.py [SIZES...]   (prints numbers; no pass/fail)
 """
@@ -102,7 +104,7 @@ def main(sizes: list[int]) -> None:
                 lambda: not verify_entries(lines, [key.public_key]),
             "audit_export (the above + checkpoint, Merkle root, withdrawals, signers)":
                 lambda: audit_export(doc, roster).ok,
-            f"audit_export_bytes (the above + the {len(data) / 1e6:.0f} MB file parsed, its bytes checked)":
+            f"audit_export_bytes (the above + the {len(data) / 1e6:.0f} MB file decoded, its spelling checked)":
                 lambda: audit_export_bytes(data, roster).ok,
         }
         for name, run in runs.items():

@@ -41,14 +41,15 @@ only when a transaction has to be decoded.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 
 from coldsign.ceremony import events, merkle
-from coldsign.ceremony.checkpoint import (Checkpoint, export_bytes, owner_of, owner_signature_problems,
-                                          parse_checkpoint, parse_export, verify_checkpoint)
-from coldsign.ceremony.log import ZERO_HASH, Problem, actor_of, check_lines, split_lines, torn_problem
+from coldsign.ceremony.checkpoint import (Checkpoint, export_bytes, outline_export, owner_of,
+                                          owner_signature_problems, parse_checkpoint, parse_export,
+                                          read_export_entries, verify_checkpoint)
+from coldsign.ceremony.log import (LinesCheck, Problem, actor_of, check_lines, check_read_lines, split_lines,
+                                   torn_problem)
 from coldsign.errors import BadInput, NotFound
 from coldsign.keys.identity import fingerprint_of
 
@@ -204,8 +205,62 @@ class AuditResult:
 def audit_export(doc: dict, roster: "Roster", *, previous: Checkpoint | None = None,
                  chain: ChainFacts | None = None, network: "Network | None" = None) -> AuditResult:
     """Audit an export document (already shape-checked by `checkpoint.parse_export`)."""
-    start = doc["from_size"]
     lines = [e.encode("utf-8", "surrogatepass") for e in doc["entries"]]   # a lone surrogate: not-canonical
+    checked = check_lines(lines, _keys(roster), first_seq=doc["from_size"], prev_hash=doc["prev_hash"])
+    return _audit_export(doc, checked, roster, previous, chain, network)
+
+
+def audit_export_bytes(data: bytes, roster: "Roster", *, where: str | None = None,
+                       previous: Checkpoint | None = None, chain: ChainFacts | None = None,
+                       network: "Network | None" = None) -> AuditResult:
+    """Audit an export file's bytes: shape-checked (BadInput when it is not an export at all),
+    then `audit_export`. The bytes must be exactly what `coldsign log export` writes (compact JSON
+    and one newline): anything else is a ``not-canonical`` problem, so that no byte of an exported
+    log can change without the audit failing — not even insignificant whitespace.
+
+    An export spelled as written is read in one pass: the worker processes that check the entries
+    decode them from the file's bytes, each its own range, and check that range's spelling
+    (`checkpoint.outline_export`, `read_export_entries`). Anything else is parsed as a whole by
+    `parse_export` and audited by `audit_export`, which says what is wrong with it."""
+    data = bytes(data)
+    outline = outline_export(data)
+    if outline is not None:
+        doc, spans = outline
+        checked = check_read_lines(lambda n: read_export_entries(data, spans[n]), spans, _keys(roster),
+                                   first_seq=doc["from_size"], prev_hash=doc["prev_hash"])
+        if checked is not None:
+            return _audit_export(doc, checked, roster, previous, chain, network)
+    doc = parse_export(data, where=where)
+    result = audit_export(doc, roster, previous=previous, chain=chain, network=network)
+    if export_bytes(doc) != data:
+        problem = Problem(None, "not-canonical", "the export is not byte for byte the compact JSON document "
+                          "`coldsign log export` writes (edited or re-formatted after export?)")
+        result = replace(result, problems=result.problems + (problem,))
+    return result
+
+
+def audit_log(data: bytes, roster: "Roster", *, checkpoint: Checkpoint | None = None,
+              previous: Checkpoint | None = None, chain: ChainFacts | None = None,
+              network: "Network | None" = None) -> AuditResult:
+    """Audit a raw ``log.jsonl`` (its bytes, a torn tail included) and, if given, the checkpoint
+    made of it. The log may have grown past the checkpoint: later entries are verified one by one
+    but not covered by the checkpoint's root (`to_size` says how far the checkpoint goes)."""
+    lines, tail = split_lines(data)
+    checked = check_lines(lines, _keys(roster))
+    return _audit("log", checked, tail, 0, [], checkpoint, None, roster, previous, chain, network, [],
+                  exact_checkpoint=False)
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+def _keys(roster: "Roster") -> list[bytes]:
+    return [c.identity for c in roster.custodians]
+
+
+def _audit_export(doc: dict, checked_lines: LinesCheck, roster: "Roster", previous: Checkpoint | None,
+                  chain: ChainFacts | None, network: "Network | None") -> AuditResult:
+    """The audit of an export document (its "entries" aside) whose entries `checked_lines` holds."""
+    start, count = doc["from_size"], len(checked_lines.lines)
     problems: list[Problem] = []
     try:
         cp: Checkpoint | None = parse_checkpoint(doc["checkpoint"])
@@ -222,61 +277,23 @@ def audit_export(doc: dict, roster: "Roster", *, previous: Checkpoint | None = N
     if cp is not None and cp.origin != doc["origin"]:
         problems.append(Problem(None, "bad-root", f"the checkpoint's origin {cp.origin} is not the export's "
                                 f"({doc['origin'][:80]!r})"))     # repr: the export's text, control characters escaped
-    if doc["to_size"] != start + len(lines):
+    if doc["to_size"] != start + count:
         problems.append(Problem(None, "bad-root", f"to_size is {doc['to_size']} but the export holds entries "
-                                f"{start}..{start + len(lines) - 1}"))
+                                f"{start}..{start + count - 1}"))
     proof = [bytes.fromhex(h) for h in doc["consistency_proof"]]
-    return _audit("export", lines, b"", start, doc["prev_hash"], edge, cp, proof, roster, previous, chain,
-                  network, problems, exact_checkpoint=True)
+    return _audit("export", checked_lines, b"", start, edge, cp, proof, roster, previous, chain, network,
+                  problems, exact_checkpoint=True)
 
 
-def audit_export_bytes(data: bytes, roster: "Roster", *, where: str | None = None,
-                       previous: Checkpoint | None = None, chain: ChainFacts | None = None,
-                       network: "Network | None" = None) -> AuditResult:
-    """Audit an export file's bytes: shape-checked (BadInput when it is not an export at all),
-    then `audit_export`. The bytes must be exactly what `coldsign log export` writes (compact JSON
-    and one newline): anything else is a ``not-canonical`` problem, so that no byte of an exported
-    log can change without the audit failing — not even insignificant whitespace."""
-    doc = parse_export(data, where=where)
-    # NOTE: the byte comparison re-encodes the whole document (a third of a second for 100,000
-    # entries); it runs on a thread while the entries are checked by the worker processes (the
-    # thread holds the GIL, the waiting main thread does not), so it costs no wall-clock time.
-    same: list[bool] = []
-    spelling = threading.Thread(target=lambda: same.append(export_bytes(doc) == bytes(data)), daemon=True)
-    spelling.start()
-    try:
-        result = audit_export(doc, roster, previous=previous, chain=chain, network=network)
-    finally:
-        spelling.join()
-    if not (same and same[0]):
-        problem = Problem(None, "not-canonical", "the export is not byte for byte the compact JSON document "
-                          "`coldsign log export` writes (edited or re-formatted after export?)")
-        result = replace(result, problems=result.problems + (problem,))
-    return result
-
-
-def audit_log(data: bytes, roster: "Roster", *, checkpoint: Checkpoint | None = None,
-              previous: Checkpoint | None = None, chain: ChainFacts | None = None,
-              network: "Network | None" = None) -> AuditResult:
-    """Audit a raw ``log.jsonl`` (its bytes, a torn tail included) and, if given, the checkpoint
-    made of it. The log may have grown past the checkpoint: later entries are verified one by one
-    but not covered by the checkpoint's root (`to_size` says how far the checkpoint goes)."""
-    lines, tail = split_lines(data)
-    return _audit("log", lines, tail, 0, ZERO_HASH, [], checkpoint, None, roster, previous, chain,
-                  network, [], exact_checkpoint=False)
-
-
-# --- the checks -------------------------------------------------------------------------------
-
-def _audit(source: str, lines: list[bytes], tail: bytes, start: int, prev_hash: str, edge: list[bytes] | None,
+def _audit(source: str, checked_lines: LinesCheck, tail: bytes, start: int, edge: list[bytes] | None,
            cp: Checkpoint | None, proof: list[bytes] | None, roster: "Roster", previous: Checkpoint | None,
            chain: ChainFacts | None, network: "Network | None", problems: list[Problem], *,
            exact_checkpoint: bool) -> AuditResult:
     if chain is not None and network is None:
         raise BadInput("checking withdrawals against the chain needs the network of their addresses",
                        code="audit-network", hint="pass --network")
-    keys = [c.identity for c in roster.custodians]
-    checked_lines = check_lines(lines, keys, first_seq=start, prev_hash=prev_hash)
+    keys = _keys(roster)
+    lines = checked_lines.lines
     problems += checked_lines.problems
     end = start + len(lines)
     if tail:

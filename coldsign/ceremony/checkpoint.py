@@ -34,6 +34,10 @@ roots of the old tree (≤ log2 n hashes), lets the auditor recompute the new ro
 entries alone; ``prev_hash`` is the hash of line from_size-1, which the first new entry must chain
 to (an auditor holding the previous export checks it against that export's last line).
 
+The auditor reads an export written as `export_bytes` writes it in parts: the document around the
+entries (`outline_export`), then the entries range by range (`read_export_entries`), in the worker
+processes that check them; any other spelling is parsed whole by `parse_export`.
+
 Pure: no I/O.
 """
 
@@ -45,6 +49,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from coldsign.ceremony import merkle
@@ -61,6 +66,7 @@ SIGNATURE_PREFIX = "\u2014 "          # em dash + space, as C2SP signed notes wr
 KEY_ID_BYTES = 4
 CHECKPOINT_MAX_CHARS = 16_384
 CHECKPOINT_MAX_SIGNATURES = 100
+EXPORT_BATCH_BYTES = 1024 * 1024   # an export's entries are read and checked this many bytes at a time
 EXPORT_FORMAT = "coldsign-log-export"
 EXPORT_VERSION = 1
 # the export document's fields, in the order `build_export` writes them (the order its bytes have)
@@ -312,6 +318,51 @@ def parse_export(data: bytes | str, *, where: str | None = None) -> dict:
     if not isinstance(doc.get("checkpoint"), str) or not isinstance(doc.get("origin"), str):
         raise bad('"checkpoint" or "origin" is missing')
     return doc
+
+
+# where the entries array of an export starts and ends: in a document spelled as `export_bytes` spells
+# it, each occurs once (the strings around the array cannot hold an unescaped quote)
+_ENTRIES_START = b',"entries":['
+_ENTRIES_END = b'],"from_size":'
+
+
+def outline_export(data: bytes) -> tuple[dict, list[tuple[int, int]]] | None:
+    """(the export document with its "entries" left empty, the byte ranges of its entries in
+    `data`) when `data` outside the entries is exactly what `export_bytes` writes, else None
+    (`parse_export` then says what is wrong). Each range spans whole entries, from an opening to a
+    closing quote, about EXPORT_BATCH_BYTES long; `read_export_entries` reads one. Only the few
+    hundred bytes around the entries are parsed here, so the entries can be read in parallel."""
+    start, end = data.find(_ENTRIES_START), data.rfind(_ENTRIES_END)
+    if start < 0 or end < start + len(_ENTRIES_START):
+        return None
+    start += len(_ENTRIES_START)
+    outline = data[:start] + data[end:]
+    try:
+        doc = parse_export(outline)
+    except BadInput:
+        return None
+    if export_bytes(doc) != outline:
+        return None
+    ranges = []
+    while start < end:
+        cut = data.find(b'","', start + EXPORT_BATCH_BYTES, end) if start + EXPORT_BATCH_BYTES < end else -1
+        stop = end if cut < 0 else cut + 1
+        ranges.append((start, stop))
+        start = stop + 1
+    return doc, ranges
+
+
+def read_export_entries(data: bytes, span: tuple[int, int]) -> list[bytes] | None:
+    """The entries (log lines, UTF-8) in `data[span]`, a range of `outline_export`, if it is exactly
+    how `export_bytes` spells them (JSON strings, comma-separated, nothing else); None otherwise."""
+    try:
+        text = data[span[0]:span[1]].decode("utf-8", "surrogatepass")
+        entries = json.loads(f"[{text}]")
+    except (ValueError, RecursionError):
+        return None
+    if not all(isinstance(e, str) for e in entries) or ",".join(map(encode_basestring, entries)) != text:
+        return None
+    return [e.encode("utf-8", "surrogatepass") for e in entries]
 
 
 def verify_export(doc: dict, roster_keys: Iterable[bytes], *, previous: Checkpoint | None = None) -> ExportCheck:

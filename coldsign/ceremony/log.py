@@ -28,10 +28,12 @@ Verification (`verify_entries`, `verify_log_bytes`) is pure, for the auditor: ea
 canonical form, ``seq`` without gaps, the ``prev`` chain, the signature, and that the actor key is
 on the roster. Problems carry the entry's position in the log and a code: ``not-canonical``,
 ``seq-gap``, ``broken-chain``, ``unknown-key``, ``bad-signature``, ``torn``. Above VERIFY_BATCH lines,
-each line is parsed and its signature checked by two forked worker processes, in batches; the order
-(seq, prev) is checked in the parent from what they return: 100,000 entries in about 4.3 s on 2
-cores (benchmarks/audit.py). Threads did worse (10.4 s): parsing holds the GIL, and a verifying
-thread had to win the GIL back after every 60 µs signature, so the two waited on each other.
+each line is parsed and its signature checked by two forked worker processes, in batches, which can
+also read their batch themselves (`check_read_lines`: an export's entries decoded from the file's
+bytes); the order (seq, prev) is checked in the parent from what they return, batch by batch as it
+comes: 100,000 entries in about 4.3 s on 2 cores, 4.6 s from an export file's bytes
+(benchmarks/audit.py). Threads did worse (10.4 s): parsing holds the GIL, and a verifying thread had
+to win the GIL back after every 60 µs signature, so the two waited on each other.
 """
 
 from __future__ import annotations
@@ -39,14 +41,16 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import re
 import sys
 import threading
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from coldsign.ceremony import merkle
 from coldsign.ceremony.events import check_payload
@@ -225,12 +229,17 @@ def verify_entries(lines: Sequence[bytes | str], roster_keys: Iterable[bytes], *
 
 @dataclass(frozen=True)
 class LinesCheck:
-    """What `check_lines` found: the problems, and per line its Merkle leaf hash and its event
-    (None for a line that is not an entry), so an auditor need not hash or parse the lines again."""
+    """What `check_lines` found: the problems, and per line its bytes, its Merkle leaf hash and its
+    event (None for a line that is not an entry), so an auditor need not hash or parse the lines again."""
 
     problems: list[Problem]
+    lines: list[bytes]
     leaf_hashes: list[bytes]
     events: list[str | None]
+
+
+# batch number -> the lines of that batch, or None when they cannot be read (see `check_read_lines`)
+BatchReader = Callable[[int], "list[bytes] | None"]
 
 
 def check_lines(lines: Sequence[bytes | str], roster_keys: Iterable[bytes], *, first_seq: int = 0,
@@ -240,28 +249,52 @@ def check_lines(lines: Sequence[bytes | str], roster_keys: Iterable[bytes], *, f
     Each line is checked on its own (parse, canonical form, roster, actor, signature: `_line_facts`),
     by VERIFY_PROCESSES worker processes when there are more than VERIFY_BATCH lines; the order
     (seq and the prev chain) is then checked here, in one pass over the per-line facts."""
-    keys = frozenset(bytes(k) for k in roster_keys)
     raws = [line.encode("utf-8") if isinstance(line, str) else bytes(line) for line in lines]
+    batches = [raws[lo:lo + VERIFY_BATCH] for lo in range(0, len(raws), VERIFY_BATCH)]
+    checked = _check(batches.__getitem__, len(batches), roster_keys, first_seq, prev_hash, spans=None)
+    assert checked is not None, "a list of lines is always readable"
+    return checked
+
+
+def check_read_lines(read: BatchReader, spans: Sequence[tuple[int, int]], roster_keys: Iterable[bytes], *,
+                     first_seq: int = 0, prev_hash: str = ZERO_HASH) -> LinesCheck | None:
+    """`check_lines` of lines read in batches by `read(n)`, which runs in the worker process that
+    checks batch n (so that reading, e.g. decoding an export's JSON, is spread over the workers too).
+    Batch n is read from bytes spans[n] = (start, stop) of some buffer, and its lines are no longer
+    than that in all: they come back laid out at the same place in memory shared with the workers.
+    None as soon as a batch reads as None."""
+    return _check(read, len(spans), roster_keys, first_seq, prev_hash, spans=spans)
+
+
+def _check(read: BatchReader, batches: int, roster_keys: Iterable[bytes], first_seq: int, prev_hash: str, *,
+           spans: Sequence[tuple[int, int]] | None) -> LinesCheck | None:
+    keys = frozenset(bytes(k) for k in roster_keys)
     problems: list[Problem] = []
+    lines: list[bytes] = []
     leaves: list[bytes] = []
     events: list[str | None] = []
-    expected_seq, expected_prev = first_seq, prev_hash
-    for offset, (seq, prev, own_hash, leaf, event, issue) in enumerate(_facts(raws, keys)):
-        index = first_seq + offset
-        leaves.append(leaf)
-        events.append(event)
-        if seq is None:
-            problems.append(Problem(index, "not-canonical", issue[1]))
-            expected_seq, expected_prev = expected_seq + 1, own_hash
-            continue
-        if seq != expected_seq:
-            problems.append(Problem(index, "seq-gap", f"seq is {seq}, expected {expected_seq}"))
-        if prev != expected_prev:
-            problems.append(Problem(index, "broken-chain", "prev is not the hash of the entry before it"))
-        if issue is not None:
-            problems.append(Problem(index, issue[0], issue[1]))
-        expected_seq, expected_prev = seq + 1, own_hash
-    return LinesCheck(problems, leaves, events)
+    index, expected_seq, expected_prev = first_seq, first_seq, prev_hash
+    with closing(_batch_facts(read, batches, keys, spans)) as results:
+        for batch in results:
+            if batch is None:
+                return None
+            lines += batch[0]
+            for seq, prev, own_hash, leaf, event, issue in batch[1]:
+                leaves.append(leaf)
+                events.append(event)
+                if seq is None:
+                    problems.append(Problem(index, "not-canonical", issue[1]))
+                    expected_seq, expected_prev = expected_seq + 1, own_hash
+                else:
+                    if seq != expected_seq:
+                        problems.append(Problem(index, "seq-gap", f"seq is {seq}, expected {expected_seq}"))
+                    if prev != expected_prev:
+                        problems.append(Problem(index, "broken-chain", "prev is not the hash of the entry before it"))
+                    if issue is not None:
+                        problems.append(Problem(index, issue[0], issue[1]))
+                    expected_seq, expected_prev = seq + 1, own_hash
+                index += 1
+    return LinesCheck(problems, lines, leaves, events)
 
 
 # (seq, prev, hash of the line, its Merkle leaf hash, event, (code, message) or None); seq, prev and
@@ -305,39 +338,118 @@ def _line_facts(lines: Sequence[bytes], keys: frozenset[bytes]) -> list[LineFact
     return out
 
 
-# NOTE: the workers are forked and read the lines from this module global (copy-on-write), so the
-# log is never pickled to them; only the small per-line facts come back. The lock keeps two
-# threads of one process from sharing it. fork is used on Linux only (macOS's fork is unsafe with
-# system frameworks loaded); elsewhere, and inside daemonic processes, the lines are checked here.
-_SHARED: tuple[list[bytes], frozenset[bytes]] | None = None
-_SHARED_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class _Work:
+    """What the forked workers share with this process: inherited when they are forked, never pickled."""
+
+    read: BatchReader
+    keys: frozenset[bytes]
+    spans: Sequence[tuple[int, int]] | None    # lines read by the workers: batch n's are put at spans[n][0]
+    out: mmap.mmap | None                      # ... of this memory (None: this process reads them again)
+    stop: mmap.mmap                            # one byte; 1: the batches not begun are skipped
+
+    def close(self) -> None:
+        self.stop.close()
+        if self.out is not None:
+            self.out.close()
 
 
-def _facts(raws: list[bytes], keys: frozenset[bytes]) -> list[LineFacts]:
-    if len(raws) <= VERIFY_BATCH or not sys.platform.startswith("linux"):
-        return _line_facts(raws, keys)
+# NOTE: the workers are forked and find their work in this module global (copy-on-write), so the log
+# is never pickled to them; the per-line facts come back through the pool's pipe, and lines they read
+# themselves through shared memory (a pipe holds 64 KiB: 60 MB of lines through it cost a quarter of
+# a second of CPU). The lock keeps two threads of one process from sharing it. fork is used on Linux only
+# (macOS's fork is unsafe with system frameworks loaded); elsewhere, and inside daemonic processes,
+# the lines are checked here.
+_WORK: _Work | None = None
+_WORK_LOCK = threading.Lock()
+
+
+def _batch_facts(read: BatchReader, batches: int, keys: frozenset[bytes],
+                 spans: Sequence[tuple[int, int]] | None) -> Iterator[tuple[list[bytes], list[LineFacts]] | None]:
+    """(lines, their facts) of each batch in order as the workers finish them; None for a batch
+    that cannot be read (and nothing after it)."""
+    if batches <= 1 or not sys.platform.startswith("linux"):
+        yield from _checked_here(read, batches, keys)
+        return
     import multiprocessing
 
-    global _SHARED
-    with _SHARED_LOCK:
-        _SHARED = (raws, keys)
+    global _WORK
+    with _WORK_LOCK:
+        out = mmap.mmap(-1, max(stop for _start, stop in spans)) if spans else None
+        work = _WORK = _Work(read, keys, spans, out, mmap.mmap(-1, 1))
         try:
             try:
                 pool = multiprocessing.get_context("fork").Pool(VERIFY_PROCESSES)
             except (OSError, AssertionError, ValueError):       # no fork here (daemonic process, limits)
-                return _line_facts(raws, keys)
+                yield from _checked_here(read, batches, keys)
+                return
             with pool:
-                bounds = [(lo, min(lo + VERIFY_BATCH, len(raws))) for lo in range(0, len(raws), VERIFY_BATCH)]
-                parts = pool.map(_facts_of_range, bounds, chunksize=1)
+                results = pool.imap(_facts_of_batch, range(batches))
+                try:
+                    for n, result in enumerate(results):
+                        if result is None:
+                            yield None
+                            return
+                        lengths, facts = result
+                        yield (read(n) if out is None else _lines_at(out, spans[n][0], lengths)), facts
+                finally:
+                    # NOTE: the pool is terminated only once its workers are idle: a worker killed
+                    # while it sends a result leaves the result queue's lock taken, and the pool's
+                    # own shutdown then waits for it forever.
+                    work.stop[0] = 1
+                    _drain(results)
         finally:
-            _SHARED = None
-    return [facts for part in parts for facts in part]
+            _WORK = None
+            work.close()
 
 
-def _facts_of_range(bounds: tuple[int, int]) -> list[LineFacts]:
-    assert _SHARED is not None, "a verification worker started without the shared lines"
-    lines, keys = _SHARED
-    return _line_facts(lines[bounds[0]:bounds[1]], keys)
+def _drain(results: Iterator) -> None:
+    """Wait for every outstanding batch (skipped ones come back at once); their results, failures
+    included, are of no use any more."""
+    while True:
+        try:
+            next(results)
+        except StopIteration:
+            return
+        except Exception:  # noqa: BLE001 - a batch being thrown away; the first failure is already raised
+            continue
+
+
+def _checked_here(read: BatchReader, batches: int,
+                  keys: frozenset[bytes]) -> Iterator[tuple[list[bytes], list[LineFacts]] | None]:
+    for n in range(batches):
+        lines = read(n)
+        if lines is None:
+            yield None
+            return
+        yield lines, _line_facts(lines, keys)
+
+
+def _facts_of_batch(n: int) -> tuple[list[int] | None, list[LineFacts]] | None:
+    """(the lengths of the lines put in shared memory, or None; the facts) of batch n (in a worker)."""
+    work = _WORK
+    assert work is not None, "a verification worker started without its work"
+    lines = None if work.stop[0] else work.read(n)
+    if lines is None:
+        work.stop[0] = 1                            # one batch unreadable: the check's answer is None
+        return None
+    facts = _line_facts(lines, work.keys)
+    if work.out is None or work.spans is None:
+        return None, facts
+    start, stop = work.spans[n]
+    laid = b"".join(lines)
+    if len(laid) > stop - start:
+        raise ValueError(f"batch {n}: {len(laid)} bytes of lines read from {stop - start} bytes")
+    work.out[start:start + len(laid)] = laid
+    return [len(line) for line in lines], facts
+
+
+def _lines_at(out: mmap.mmap, at: int, lengths: list[int]) -> list[bytes]:
+    lines = []
+    for size in lengths:
+        lines.append(out[at:at + size])
+        at += size
+    return lines
 
 
 def verify_log_bytes(data: bytes, roster_keys: Iterable[bytes]) -> tuple[list[bytes], list[Problem]]:

@@ -9,6 +9,8 @@ approvals checked (2 of 2: alice, bob), signatures produced (txid of a made-up t
 frames), closed — and a third that ends in a refusal (fee above the policy): 25 entries in all.
 The roster holds alice (custodian) and bob (witness); carol (walletkit seed "carol") is not on it.
 Checkpoints are signed by alice; the export covers the whole log unless a test says otherwise.
+An export file's entries are read range by range by the workers that check them: the same single-byte
+property holds there, and what is found is what the document parsed whole gives.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import walletkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coldsign.ceremony import events, merkle
+from coldsign.ceremony import checkpoint, events, merkle
 from coldsign.ceremony.audit import (NOT_ON_CHAIN, ON_CHAIN, PAYS_DIFFERENTLY, SPENDS_DIFFERENTLY, audit_export,
                                      audit_export_bytes, audit_log, export_bytes)
-from coldsign.ceremony.checkpoint import build_export, origin_for, sign_checkpoint
+from coldsign.ceremony.checkpoint import (build_export, origin_for, outline_export, parse_export, read_export_entries,
+                                          sign_checkpoint)
 from coldsign.ceremony.log import ZERO_HASH, line_hash, make_entry
 from coldsign.errors import BadInput, NotFound
 from coldsign.keys.identity import IdentityKey
@@ -423,3 +426,77 @@ def test_an_untrusted_origin_cannot_put_terminal_controls_into_the_verdict():
     with pytest.raises(BadInput) as info:
         audit_export_bytes(export_bytes(doc).replace(b'"format"', b'"\\u001b[2Kformat":1,"format"', 1), ROSTER)
     assert "\x1b" not in info.value.message
+
+
+# --- an export file read range by range, by the workers that check its entries ---------------------
+
+def whole_document_codes(data: bytes):
+    """What an audit of `data` finds when the document is parsed whole (`parse_export`) and its
+    bytes compared with what `log export` writes: the problems, or the BadInput's message."""
+    try:
+        doc = parse_export(data)
+    except BadInput as err:
+        return err.message
+    spelled = [] if export_bytes(doc) == data else [(None, "not-canonical")]
+    return codes(audit_export(doc, ROSTER)) + spelled
+
+
+def bytes_codes(data: bytes):
+    try:
+        return codes(audit_export_bytes(data, ROSTER))
+    except BadInput as err:
+        return err.message
+
+
+SMALL_RANGES = 1_500                                            # bytes: 2 or 3 entries a range
+RANGED = export_bytes(export_of(LINES, 5))                      # 20 entries: 7 ranges of SMALL_RANGES
+ENTRY_EDGES = [i for i in range(RANGED.index(b'"entries":['), len(RANGED)) if RANGED.startswith(b'","', i)]
+
+
+def test_an_export_read_in_ranges_audits_as_the_document_parsed_whole(monkeypatch):
+    """An export file's entries are decoded by the forked workers that check them, a range of bytes
+    each: the ranges cover the entries array exactly, and the audit is the one of the document
+    parsed whole, withdrawals and chain checks included."""
+    monkeypatch.setattr(checkpoint, "EXPORT_BATCH_BYTES", SMALL_RANGES)
+    doc, spans = outline_export(RANGED)
+    assert doc == dict(json.loads(RANGED), entries=[]) and len(spans) == 7
+    entries = RANGED[RANGED.index(b'"entries":[') + 11:RANGED.rindex(b'],"from_size":')]
+    assert b",".join(RANGED[lo:hi] for lo, hi in spans) == entries
+    assert [line for span in spans for line in read_export_entries(RANGED, span)] == LINES[5:]
+    ranged = audit_export_bytes(RANGED, ROSTER, chain=Chain(*TXS), network=Network.REGTEST)
+    whole = audit_export(json.loads(RANGED), ROSTER, chain=Chain(*TXS), network=Network.REGTEST)
+    assert ranged.ok and ranged.to_json() == whole.to_json()
+    assert (ranged.lines, ranged.events) == (whole.lines, whole.events) and ranged.lines == tuple(LINES[5:])
+
+
+def test_an_entries_range_reads_only_as_log_export_spells_it():
+    """Any other spelling of the entries, or of the document around them, is not read range by
+    range (the whole document is then parsed, and its audit says not-canonical or BadInput)."""
+    line = LINES[0].decode()
+    good = json.dumps([line, line], ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+    assert read_export_entries(good, (0, len(good))) == [LINES[0], LINES[0]]
+    for respelled in (good.replace(b'","', b'", "'),                  # a space between entries
+                      good.replace(b'actor', b'\\u0061ctor', 1),      # an escape for a plain letter
+                      good.replace(b'"{', b'"\\/{', 1),               # an escape json accepts, never writes
+                      good + b",1",                                   # not a string
+                      good[:-1]):                                     # cut inside an entry
+        assert read_export_entries(respelled, (0, len(respelled))) is None, respelled[:40]
+    assert outline_export(RANGED.replace(b'"version":1', b'"version": 1')) is None
+    assert outline_export(RANGED.replace(b'"entries":[', b'"entries" :[')) is None
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(position=st.one_of(st.integers(0, len(RANGED) - 1),
+                          st.sampled_from(ENTRY_EDGES).flatmap(lambda at: st.integers(at - 2, at + 4))),
+       value=st.integers(0, 255))
+def test_any_single_byte_change_of_an_export_read_in_ranges_is_found_as_in_the_whole_document(position, value):
+    """Reading an export range by range finds what parsing it whole finds, for any one byte changed
+    (bytes between entries, where ranges are cut and a changed quote or comma could shift entries,
+    drawn more often): the same problems at the same entries, or the same BadInput."""
+    if RANGED[position] == value:
+        value ^= 0x01
+    data = RANGED[:position] + bytes([value]) + RANGED[position + 1:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint, "EXPORT_BATCH_BYTES", SMALL_RANGES)
+        found = bytes_codes(data)
+    assert found == whole_document_codes(data) and found != [], (position, value)

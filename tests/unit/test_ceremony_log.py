@@ -261,6 +261,25 @@ def test_large_logs_are_checked_in_worker_processes(tmp_path):
                                                       (VERIFY_BATCH + 8, "broken-chain")]
 
 
+def test_lines_the_workers_read_themselves_check_as_lines_given(lines):
+    """`check_read_lines`: each worker reads its own batch (here two lines of the log, one of them
+    edited, so that three batches go to the forked workers) from its span of bytes, and the lines come
+    back through shared memory; the check is `check_lines`'s. A batch that cannot be read makes the
+    whole check None, wherever it is."""
+    from coldsign.ceremony.log import check_lines, check_read_lines
+
+    lines[3] = lines[3].replace(b'"bytes":103', b'"bytes":903')
+    batches = [lines[lo:lo + 2] for lo in range(0, len(lines), 2)]
+    spans, at = [], 0                                      # where each batch is in b"".join(lines)
+    for batch in batches:
+        spans.append((at, at + len(b"".join(batch))))
+        at = spans[-1][1]
+    read = check_read_lines(batches.__getitem__, spans, ROSTER, first_seq=0)
+    assert read == check_lines(lines, ROSTER) and read.lines == lines
+    assert [(p.index, p.code) for p in read.problems] == [(3, "bad-signature"), (4, "broken-chain")]
+    for unreadable in range(len(batches)):
+        assert check_read_lines(lambda n: None if n == unreadable else batches[n], spans, ROSTER) is None
+
 # --- review findings ------------------------------------------------------------------------------
 
 def test_an_escaped_lone_surrogate_is_not_canonical_not_a_crash(lines, tmp_path):
