@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 from coldsign.ceremony import merkle
 from coldsign.ceremony.events import check_payload
+from coldsign.canonical import canonical_json
 from coldsign.errors import BadInput, ColdsignError, Refused
 from coldsign.keys.identity import FINGERPRINT_PATTERN, fingerprint_of
 from coldsign.store import sync_folder
@@ -75,11 +76,6 @@ VERIFY_BATCH = 2_000                 # lines per worker task; logs up to this si
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX128 = re.compile(r"[0-9a-f]{128}")
-
-
-def canonical_json(doc: object) -> bytes:
-    """The one byte spelling of `doc`: sorted keys, no spaces, UTF-8 (floats are never used)."""
-    return _CANONICAL.encode(doc).encode("utf-8")
 
 
 def line_hash(line: bytes) -> str:
@@ -179,9 +175,8 @@ def _no_float(text):
     raise ValueError(f"number {text} is not a whole number")
 
 
-# built once: json.dumps/json.loads with non-default options build a new encoder/decoder per call,
-# a tenth of the cost of checking a line
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# built once: json.loads with non-default options builds a new decoder per call, a tenth of the
+# cost of checking a line (coldsign.canonical keeps its encoder the same way)
 _STRICT = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_float)
 
 
