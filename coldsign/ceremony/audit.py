@@ -7,10 +7,11 @@ What `audit_export` / `audit_log` check, each failure a `Problem(index, code, me
   ``prev`` hash chain, the actor key on the roster, the Ed25519 signature — codes ``not-canonical``,
   ``seq-gap``, ``broken-chain``, ``unknown-key``, ``bad-signature``, ``torn``;
 - the checkpoint: its text, at least one signature by a roster key and one by the log's own key,
-  which its origin must name (``coldsign.ceremony/<fingerprint>``) — ``bad-signature``; that the
-  entries hash to its root — ``bad-root``; that it covers exactly the export's entries: fewer (an old checkpoint replayed over newer entries) is
-  ``bad-root`` at the first uncovered entry, more (the tail cut off) is ``truncated`` at the first
-  missing entry; the export's consistency proof — ``inconsistent``;
+  which its origin must name (``coldsign.ceremony/<fingerprint>``), and every other signature line
+  (a witness's) verifying too — ``bad-signature``; that the entries hash to its root —
+  ``bad-root``; that it covers exactly the export's entries: fewer (an old checkpoint replayed over
+  newer entries) is ``bad-root`` at the first uncovered entry, more (the tail cut off) is
+  ``truncated`` at the first missing entry; the export's consistency proof — ``inconsistent``;
 - an export file (`audit_export_bytes`): byte for byte what `coldsign log export` wrote, else
   ``not-canonical`` (so that no single byte of it can change unnoticed, whitespace included);
 - the auditor's `previous` checkpoint: the log must extend it — of another log or with a gap
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Iterable, Protocol, Sequence
 from coldsign.ceremony import events, merkle
 from coldsign.ceremony.checkpoint import (Checkpoint, export_bytes, outline_export, owner_of,
                                           owner_signature_problems, parse_checkpoint, parse_export,
-                                          read_export_entries, verify_checkpoint)
+                                          read_export_entries, unverified_signature_problems, verify_checkpoint)
 from coldsign.ceremony.log import (LinesCheck, Problem, actor_of, check_lines, check_read_lines, split_lines,
                                    torn_problem)
 from coldsign.errors import BadInput, NotFound
@@ -328,6 +329,7 @@ def _checkpoint_problems(cp: Checkpoint, signers: tuple[Signer, ...], start: int
                          edge: list[bytes] | None, hashes: list[bytes], proof: list[bytes] | None,
                          exact: bool) -> list[Problem]:
     problems = owner_signature_problems(cp, (s.fingerprint for s in signers))
+    problems += unverified_signature_problems(cp, (s.fingerprint for s in signers))
     if cp.size > end:
         return problems + [Problem(end, "truncated", f"the checkpoint covers {cp.size} entries but the log "
                                    f"ends at entry {end - 1}: entries {end}..{cp.size - 1} are missing")]
@@ -353,9 +355,11 @@ def _against_previous(previous: Checkpoint, keys: list[bytes], cp: Checkpoint | 
                       edge: list[bytes] | None, hashes: list[bytes]) -> list[Problem]:
     """The log must extend the auditor's `previous` checkpoint: no rewrite, fork or rollback."""
     problems = []
-    if not verify_checkpoint(previous, keys):
+    signers = verify_checkpoint(previous, keys)
+    if not signers:
         problems.append(Problem(None, "bad-signature", "no signature on the previous checkpoint verifies "
                                 "against the roster"))
+    problems += unverified_signature_problems(previous, signers, "previous checkpoint")
     if cp is not None and previous.origin != cp.origin:
         return problems + [Problem(None, "inconsistent", f"the previous checkpoint is of another log "
                                    f"({previous.origin}, not {cp.origin})")]

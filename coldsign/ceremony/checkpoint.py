@@ -217,6 +217,19 @@ def verify_checkpoint(cp: Checkpoint, roster_keys: Iterable[bytes]) -> list[str]
     return names
 
 
+def unverified_signature_problems(cp: Checkpoint, signers: Iterable[str], what: str = "checkpoint") -> list[Problem]:
+    """``bad-signature`` for each signature line that is not among the verified `signers` (the
+    fingerprints `verify_checkpoint` returned): a witness's line altered, or by a key not on the
+    roster. A line that does not verify is never passed over in silence (none when nothing
+    verified: that is one problem, said by the caller)."""
+    verified = set(signers)
+    if not verified:            # "no signature verifies" says it already
+        return []
+    return [Problem(None, "bad-signature", f"the {what}'s signature line by {sig.name[:80]} does not verify "
+                    "against the roster (altered, or a key not on the roster)")
+            for sig in cp.signatures if sig.name not in verified]
+
+
 def owner_signature_problems(cp: Checkpoint, signers: Iterable[str]) -> list[Problem]:
     """``bad-signature`` unless the checkpoint's valid `signers` (fingerprints, `verify_checkpoint`)
     include the log's owner, the identity its origin names: witnesses alone make no checkpoint."""

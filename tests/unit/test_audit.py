@@ -500,3 +500,24 @@ def test_any_single_byte_change_of_an_export_read_in_ranges_is_found_as_in_the_w
         patch.setattr(checkpoint, "EXPORT_BATCH_BYTES", SMALL_RANGES)
         found = bytes_codes(data)
     assert found == whole_document_codes(data) and found != [], (position, value)
+
+
+def test_a_witness_signature_line_that_does_not_verify_fails():
+    """A checkpoint co-signed by a witness (bob): with bob's line altered (one base64 character of
+    his signature), the audit fails on it, for the export's checkpoint and for a --previous one."""
+    from coldsign.ceremony.checkpoint import cosign, parse_checkpoint
+
+    witnessed = cosign(checkpoint_of(LINES), BOB)
+    good = audit_export(export_of(LINES, cp=witnessed), ROSTER)
+    assert good.ok and [s.fingerprint for s in good.checkpoint_signers] == [ALICE.fingerprint, BOB.fingerprint]
+    bob_line = next(line for line in witnessed.text.splitlines() if f" {BOB.fingerprint} " in line)
+    b64 = bob_line.split()[-1]
+    flipped = b64[:20] + ("A" if b64[20] != "A" else "B") + b64[21:]
+    damaged = parse_checkpoint(witnessed.text.replace(bob_line, bob_line.replace(b64, flipped)))
+    result = audit_export(export_of(LINES, cp=damaged), ROSTER)
+    assert codes(result) == [(None, "bad-signature")]
+    assert result.first_problem.message.startswith(f"the checkpoint's signature line by {BOB.fingerprint} does not "
+                                                   "verify against the roster")
+    before = audit_export(export_of(LINES), ROSTER, previous=damaged)
+    assert codes(before) == [(None, "bad-signature")]
+    assert before.first_problem.message.startswith(f"the previous checkpoint's signature line by {BOB.fingerprint}")
