@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 UNCHECKED = "unchecked"
 ON_CHAIN = "on-chain"
 NOT_ON_CHAIN = "not-on-chain"
+UNCONFIRMED = "unconfirmed"
 PAYS_DIFFERENTLY = "pays-differently"
 SPENDS_DIFFERENTLY = "spends-differently"
 
@@ -79,6 +80,10 @@ class ChainFacts(Protocol):
         """The raw transaction with this txid (display hex); NotFound when unknown."""
         ...
 
+    # A chain source also has `tx_height(txid)` (the block holding it, None in the mempool): then a
+    # withdrawal counts as on the chain only in a block. A folder of transaction files has none, and
+    # names itself (`place`, e.g. "among the transaction files") in what it cannot find.
+
 
 @dataclass(frozen=True)
 class Withdrawal:
@@ -93,6 +98,7 @@ class Withdrawal:
     psbt_sha256_before: str
     psbt_sha256_after: str
     chain: str = UNCHECKED                      # UNCHECKED, ON_CHAIN or a problem code
+    height: int | None = None                   # the block holding it, when the chain source says
     change: tuple[int, ...] = ()                # positions of the outputs the signer proved are change
     labels: tuple[str, ...] = ()                # each output's address-book name ("" when none), in order
 
@@ -111,7 +117,7 @@ class Withdrawal:
                              **({"label": self.label(n)} if self.label(n) else {})}
                             for n, (a, s) in enumerate(self.outputs)],
                 "amount_sat": self.amount_sat, "psbt_sha256_before": self.psbt_sha256_before,
-                "psbt_sha256_after": self.psbt_sha256_after, "chain": self.chain}
+                "psbt_sha256_after": self.psbt_sha256_after, "chain": self.chain, "height": self.height}
 
 
 @dataclass(frozen=True)
@@ -313,8 +319,8 @@ def _audit(source: str, checked_lines: LinesCheck, tail: bytes, start: int, edge
     if chain is not None:
         checked = []
         for w in withdrawals:
-            verdict, problem = _check_on_chain(w, chain, network)
-            checked.append(replace(w, chain=verdict))
+            verdict, problem, height = _check_on_chain(w, chain, network)
+            checked.append(replace(w, chain=verdict, height=height))
             if problem is not None:
                 problems.append(problem)
         withdrawals = checked
@@ -443,12 +449,25 @@ def _withdrawals(lines: Sequence[bytes], line_events: Sequence[str | None], star
     return out
 
 
-def _check_on_chain(w: Withdrawal, chain: ChainFacts, network: "Network") -> tuple[str, Problem | None]:
-    """(verdict, problem or None) for one withdrawal against the chain facts."""
+def _check_on_chain(w: Withdrawal, chain: ChainFacts,
+                    network: "Network") -> tuple[str, Problem | None, int | None]:
+    """(verdict, problem or None, block height or None) for one withdrawal against the chain facts."""
+    verdict, problem = _check_payments(w, chain, network)
+    if problem is not None or not hasattr(chain, "tx_height"):
+        return verdict, problem, None
+    height = chain.tx_height(w.txid)
+    if height is None:
+        return UNCONFIRMED, Problem(w.index, UNCONFIRMED, f"transaction {w.txid} pays as signed but is in no block "
+                                    "yet (the mempool is not the chain): audit again once it is mined"), None
+    return ON_CHAIN, None, height
+
+
+def _check_payments(w: Withdrawal, chain: ChainFacts, network: "Network") -> tuple[str, Problem | None]:
     try:
         raw = chain.transaction(w.txid)
     except NotFound:
-        return NOT_ON_CHAIN, Problem(w.index, NOT_ON_CHAIN, f"transaction {w.txid} is not on the chain")
+        place = getattr(chain, "place", "on the chain")
+        return NOT_ON_CHAIN, Problem(w.index, NOT_ON_CHAIN, f"transaction {w.txid} is not {place}")
     tx = _decode_transaction(raw)
     if tx is None or tx.txid().hex() != w.txid:
         return NOT_ON_CHAIN, Problem(w.index, NOT_ON_CHAIN, f"the chain answered for {w.txid} with another "

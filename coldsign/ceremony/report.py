@@ -81,6 +81,11 @@ def _named(w: "Withdrawal", n: int) -> str:
     return f' "{w.label(n)}"' if w.label(n) else ""
 
 
+def _chain(w: "Withdrawal") -> str:
+    """The chain's verdict, with the block that holds it when the chain source said."""
+    return f"{w.chain} (block {w.height})" if w.height is not None else w.chain
+
+
 def _sat(amount: int) -> str:
     return f"{amount:,} sat ({format_btc(amount)})"
 
@@ -184,12 +189,12 @@ def render_markdown(result: "AuditResult", *, title: str = "ceremony log") -> st
         dests = "; ".join(f"{_md(a)}{_md(_named(w, n))}: {_sat(s)}" + (" (change)" if n in w.change else "")
                           for n, (a, s) in enumerate(w.outputs))
         out.append(f"| {w.index} | {_md(w.time)} | {_md(w.actor)} | {_md(w.txid)} | {dests} | {_sat(w.amount_sat)} "
-                   f"| {_md(w.chain)} |")
+                   f"| {_md(_chain(w))} |")
     out.append("")
     for n, c in enumerate(ceremonies(result), 1):
         out += [f"## Ceremony {n}", ""] + [f"- **{_md(k)}:** {_md(v)}"
                                            for k, v in _ceremony_lines(c, result.who, _roots(result))]
-        out += [f"- **Withdrawal:** entry {w.index}, txid {_md(w.txid)}, {_sat(w.amount_sat)}, chain: {_md(w.chain)}"
+        out += [f"- **Withdrawal:** entry {w.index}, txid {_md(w.txid)}, {_sat(w.amount_sat)}, chain: {_md(_chain(w))}"
                 for w in c.withdrawals] + [""]
     return "\n".join(out)
 
@@ -231,7 +236,7 @@ def _withdrawal_rows(withdrawals: "list[Withdrawal] | tuple[Withdrawal, ...]") -
         dests = "<br>".join(f"<code>{_h(a)}</code>{_h(_named(w, n))}: {_h(_sat(s))}"
                             + (" (change)" if n in w.change else "") for n, (a, s) in enumerate(w.outputs))
         rows.append([str(w.index), _h(w.time), f"<code>{_h(w.actor)}</code>", f"<code>{_h(w.txid)}</code>", dests,
-                     _h(_sat(w.amount_sat)), _h(w.chain)])
+                     _h(_sat(w.amount_sat)), _h(_chain(w))])
     return rows
 
 

@@ -42,7 +42,10 @@ class ReportFormat(str, Enum):
 
 
 class TransactionFiles:
-    """`ChainFacts` over a folder of raw transactions (one per file, binary or hex), by txid."""
+    """`ChainFacts` over a folder of raw transactions (one per file, binary or hex), by txid. It
+    cannot say whether a transaction is in a block: that takes a chain source."""
+
+    place = "among the transaction files"
 
     def __init__(self, folder: Path) -> None:
         from embit.transaction import Transaction

@@ -137,6 +137,17 @@ class Chain:
         return self.txs[txid]
 
 
+class Mined(Chain):
+    """A chain source's facts: the transactions, and which block holds each (None: the mempool)."""
+
+    def __init__(self, heights: dict, *raws: bytes):
+        super().__init__(*raws)
+        self.heights = heights
+
+    def tx_height(self, txid):
+        return self.heights.get(txid)
+
+
 # --- the honest log -------------------------------------------------------------------------------
 
 def test_an_honest_export_verifies_with_its_facts():
@@ -521,3 +532,19 @@ def test_a_witness_signature_line_that_does_not_verify_fails():
     before = audit_export(export_of(LINES), ROSTER, previous=damaged)
     assert codes(before) == [(None, "bad-signature")]
     assert before.first_problem.message.startswith(f"the previous checkpoint's signature line by {BOB.fingerprint}")
+
+
+def test_a_withdrawal_in_the_mempool_has_not_reached_the_chain():
+    """Against a chain source (which can say which block holds a transaction), paying as signed is
+    not enough: in no block yet is `unconfirmed`; mined, each withdrawal carries its block."""
+    txids = [txid_of(TXS[0]), txid_of(TXS[1])]
+    waiting = audit_export(export_of(LINES), ROSTER, chain=Mined({txids[1]: 104}, *TXS), network=Network.REGTEST)
+    assert codes(waiting) == [(SIGNED_AT, "unconfirmed")]
+    assert waiting.first_problem.message.startswith(f"transaction {txids[0]} pays as signed but is in no block yet")
+    assert [(w.chain, w.height) for w in waiting.withdrawals] == [("unconfirmed", None), ("on-chain", 104)]
+    mined = audit_export(export_of(LINES), ROSTER, chain=Mined({txids[0]: 103, txids[1]: 104}, *TXS),
+                         network=Network.REGTEST)
+    assert mined.ok and [w.to_json()["height"] for w in mined.withdrawals] == [103, 104]
+    from coldsign.ceremony.report import render_markdown
+
+    assert "on-chain (block 103)" in render_markdown(mined)
