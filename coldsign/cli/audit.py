@@ -198,9 +198,8 @@ def _fail_unreadable(settings: Settings, path: Path, damaged: Unreadable) -> Non
     raise typer.Exit(int(ExitStatus.VERIFICATION_FAILED))
 
 
-def _render_verify(result, path: Path, truncation_checked: bool = True) -> None:
-    doc = result.to_json()
-    if not truncation_checked:
+def _render_verify(result, doc: dict, path: Path) -> None:
+    if not doc["truncation_checked"]:
         typer.echo("warning: no checkpoint (--checkpoint or --previous): entries cut off the end of this log "
                    "could not be noticed", err=True)
     if result.ok:
@@ -246,7 +245,7 @@ def verify(
     doc = result.to_json()
     # NOTE: without any checkpoint a log cut short after its last entry looks whole: say so, not silently ok.
     doc["truncation_checked"] = result.checkpoint is not None or previous_file is not None
-    emit(settings, doc, lambda: _render_verify(result, path, doc["truncation_checked"]))
+    emit(settings, doc, lambda: _render_verify(result, doc, path))
     _exit_if_failed(result, verdict_shown=not settings.json)
 
 
