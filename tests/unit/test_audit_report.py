@@ -87,13 +87,7 @@ def the_log() -> list[bytes]:
         (events.REFUSAL, events.refusal("max-fee", EVIL)),
         (events.CEREMONY_CLOSED, events.ceremony_closed("refused")),
     ]
-    lines, prev = [], ZERO_HASH
-    for seq, (event, payload) in enumerate(steps):
-        line = make_entry(seq, prev, event, payload, ALICE, datetime(2026, 3, 2, tzinfo=timezone.utc)
-                          + timedelta(minutes=seq))
-        lines.append(line)
-        prev = line_hash(line)
-    return lines
+    return signed_lines(steps)
 
 
 LINES = the_log()
