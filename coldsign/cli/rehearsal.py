@@ -26,9 +26,10 @@ refuses ends the rehearsal and is reported with its role, step, exit code and er
 Without an attack, a refusal ends the rehearsal as `RehearsalFailed`, with that command's exit code.
 
 Whatever crosses the air gap in stages 4 and 5 goes as QR images (`Ceremony.encode_frames`,
-`photograph`, `scan`): `qr encode` writes the frames' payloads, each is drawn again as a camera
-picture (`coldsign.qr.camera_sim`: tilt, blur, noise, screen contrast) to PNG, and the other side
-reads them with `qr decode --images`.
+`photograph`, `scan`): the PNG frames a command drew (`qr encode`, `psbt sign --frames-dir`) are
+each photographed (`coldsign.qr.camera_sim`: the frame's modules read off the picture, then tilt,
+blur, noise, uneven light) to a camera-like PNG, and the other side reads those (`psbt sign
+--images`, `qr decode --images`).
 """
 
 from __future__ import annotations
@@ -188,21 +189,22 @@ class Ceremony:
 
     # --- the air gap ---------------------------------------------------------------------------
 
-    def encode_frames(self, role: str, file: Path, folder: Path, *args: str) -> list[str]:
-        """`qr encode` FILE on ROLE's screen; the payloads of its frames, in order."""
+    def encode_frames(self, role: str, file: Path, folder: Path, *args: str) -> list[Path]:
+        """`qr encode` FILE on ROLE's screen; the PNG frames it drew, in order."""
         self.cli(role, "qr", "encode", str(file), "--frames-dir", str(folder), "--density", "medium", *args)
-        return payloads_in(folder)
+        return frames_in(folder)
 
-    def photograph(self, payloads: list[str], folder: Path, seed: int) -> list[Path]:
-        """Each payload as the receiving camera sees it: a degraded 1280x720 picture, to PNG."""
+    def photograph(self, pictures: list[Path], folder: Path, seed: int) -> list[Path]:
+        """Each frame picture a command drew, as the receiving camera sees it on the other screen: a
+        degraded 1280x720 picture (tilted, blurred, noisy, unevenly lit), to PNG."""
         import numpy as np
 
         from coldsign.qr import camera_sim
 
         rng = np.random.default_rng(seed)
         frames = []
-        for payload in payloads:
-            modules = camera_sim.qr_modules(payload)
+        for picture in pictures:
+            modules = camera_sim.picture_modules(picture)
             px = min(4.0, 640 / modules.shape[0])
             frames.append(camera_sim.camera_frame(modules, rng, px_per_module=px))
         return camera_sim.write_pngs(folder, frames, stem="camera")
@@ -212,9 +214,9 @@ class Ceremony:
         return self.cli(role, "qr", "decode", "--images", str(folder / "camera-*.png"), "--out", str(out))
 
 
-def payloads_in(folder: Path) -> list[str]:
-    """The payloads of the frames a command wrote to FOLDER (its frames.txt), in order."""
-    return [line for line in (folder / "frames.txt").read_text().splitlines() if line.strip()]
+def frames_in(folder: Path) -> list[Path]:
+    """The frame pictures a command wrote to FOLDER (frame-0001.png …), in order."""
+    return sorted(folder.glob("frame-*.png"))
 
 
 # --- playing the steps -------------------------------------------------------------------------

@@ -159,9 +159,9 @@ def _mix_frame(c: Ceremony) -> str:
     psbt = _load_psbt(c.values["unsigned"].read_bytes())
     psbt.outputs[_payment_index(psbt)].script_pubkey = _script_of(tagged_address(ATTACKER_TAG))
     other.write_bytes(psbt.serialize())
-    payloads = c.encode_frames("coordinator", other, c.transfer / "other-qr", "--format", "bbqr")
-    mixed = list(c.values["bundle-payloads"])
-    mixed.insert(1, payloads[0])
+    other_frames = c.encode_frames("coordinator", other, c.transfer / "other-qr", "--format", "bbqr")
+    mixed = list(c.values["bundle-frames"])
+    mixed.insert(1, other_frames[0])
     folder = c.transfer / "w1-bundle-camera"
     for old in folder.glob("camera-*.png"):
         old.unlink()

@@ -29,7 +29,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Callable
 
-from coldsign.cli.rehearsal import Ceremony, CliResult, StepRefused, payloads_in
+from coldsign.cli.rehearsal import Ceremony, CliResult, StepRefused, frames_in
 from coldsign.errors import ExitStatus
 
 CUSTODIANS = ("alice", "bob", "carol")
@@ -208,10 +208,10 @@ def _approvals(c: Ceremony) -> tuple[str, int]:
 
 def _bundle_out(c: Ceremony) -> tuple[str, int]:
     folder = c.transfer / "w1-bundle-qr"
-    payloads = c.encode_frames("coordinator", c.values["approved"], folder, "--type", "json", "--format", "bbqr")
-    c.values["bundle-payloads"] = payloads
-    c.photograph(payloads, c.transfer / "w1-bundle-camera", CAMERA_SEED)
-    return (f"approved bundle as {len(payloads)} BBQr frames, photographed", len(payloads))
+    frames = c.encode_frames("coordinator", c.values["approved"], folder, "--type", "json", "--format", "bbqr")
+    c.values["bundle-frames"] = frames
+    c.photograph(frames, c.transfer / "w1-bundle-camera", CAMERA_SEED)
+    return (f"approved bundle as {len(frames)} BBQr frames, photographed", len(frames))
 
 
 def _sign(c: Ceremony) -> tuple[str, int]:
@@ -222,9 +222,9 @@ def _sign(c: Ceremony) -> tuple[str, int]:
                     "--qr-format", "ur", "--density", "medium")
         c.frames_out += doc["received"]["frames_seen"]
         c.values[f"{who}-signed-inputs"] = doc["signed_inputs"]
-        payloads = payloads_in(answer)
-        c.photograph(payloads, c.transfer / f"w1-signed-{who}-camera", CAMERA_SEED + 1 + n)
-        back += len(payloads)
+        frames = frames_in(answer)
+        c.photograph(frames, c.transfer / f"w1-signed-{who}-camera", CAMERA_SEED + 1 + n)
+        back += len(frames)
     return (f"{len(SIGNERS)} signers read the bundle from the camera pictures, signed, answered with their "
             "signatures as UR frames (photographed)", back)
 

@@ -41,6 +41,22 @@ def qr_modules(payload: str, *, version: int | None = None, border: int = 4) -> 
     return np.where(matrix, 0, 255).astype(np.uint8)
 
 
+def picture_modules(path: Path, *, border: int = 4) -> np.ndarray:
+    """The modules of a QR frame picture drawn on a grid (as `coldsign qr encode` writes them: light
+    quiet zone of `border` modules, whole pixels a module), in `qr_modules`' form. The pixels a
+    module takes are read off the quiet zone: the first dark row starts `border` modules in."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        dark = np.asarray(picture.convert("L")) < 128
+    rows = np.flatnonzero(dark.any(axis=1))
+    if rows.size == 0 or rows[0] < border or rows[0] % border:
+        raise BadInput("not a QR frame picture drawn on a grid with its quiet zone", where=str(path))
+    scale = rows[0] // border
+    modules = dark[scale // 2::scale, scale // 2::scale]
+    return np.where(modules, 0, 255).astype(np.uint8)
+
+
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A desk-and-wall scene: a smooth random gradient with low-frequency blotches."""
     import cv2

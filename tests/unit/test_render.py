@@ -19,7 +19,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from coldsign.errors import EnvironmentProblem
+from coldsign.errors import BadInput, EnvironmentProblem
 from coldsign.qr import display as D
 from coldsign.qr.render import (FrameRenderer, FrameTooLarge, half_blocks, modules_from_half_blocks, prefetch,
                                 render_modules, side_modules, terminal_cells, to_array, to_image)
@@ -141,8 +141,6 @@ def test_half_blocks_have_the_right_dimensions_and_decode_after_rasterising():
 
 
 def test_half_block_text_with_a_foreign_character_is_rejected():
-    from coldsign.errors import BadInput
-
     with pytest.raises(BadInput, match=r"line 2 holds 'x', not a half block"):
         modules_from_half_blocks(["█▀", "▄x"])
 
@@ -333,3 +331,22 @@ def test_an_unavailable_qt_platform_is_refused_before_qt_aborts(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "no-such-platform")
     with pytest.raises(EnvironmentProblem, match=r"QT_QPA_PLATFORM=no-such-platform is not available"):
         D.check_window_platform()
+
+
+@pytest.mark.parametrize("scale", [1, 3, 8])
+def test_a_frame_picture_gives_back_its_modules(tmp_path, scale):
+    """The rehearsal's camera photographs the PNG a command drew: its modules, read off the picture
+    (the quiet zone tells the pixels a module), are the frame's own. A picture without the quiet
+    zone is refused."""
+    import numpy as np
+
+    from coldsign.qr import camera_sim
+    from coldsign.qr.render import FrameRenderer
+
+    frame = FrameRenderer(8).frame(ur_part(1, 3), 0)
+    path = tmp_path / "frame.png"
+    frame.to_image(scale).convert("1").save(path)           # as `qr encode` writes it
+    assert np.array_equal(camera_sim.picture_modules(path), frame.to_array())
+    frame.to_image(scale).crop((4 * scale, 4 * scale, frame.side * scale, frame.side * scale)).save(path)
+    with pytest.raises(BadInput, match="not a QR frame picture"):
+        camera_sim.picture_modules(path)
