@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from coldsign.cli.app import JsonFlag, emit, rich_console, settings_of
-from coldsign.cli.psbt_qr import QRAnswer, scan_input
+from coldsign.cli.psbt_qr import QRAnswer, decoded, scan_input
 from coldsign.cli.qr_receive import CameraOpt, DecoderName, DecoderOpt, ImagesOpt, VideoOpt
 from coldsign.cli.qr_send import DensityOpt, QRFormat
 from coldsign.cli.secrets import KeystoreOpt, MnemonicFileOpt, PassphraseFileOpt, PasswordFileOpt
@@ -187,10 +187,10 @@ def sign(
     seed = None
     try:
         gate = _PolicyGate.open(settings, request_file, policy_file,
-                                scanned.data if scanned is not None and scanned.kind == "bundle" else None)
+                                scanned if scanned is not None and scanned.kind == "bundle" else None)
         try:
             if scanned is not None and scanned.kind == "psbt":
-                psbt, raw, binary = decode_psbt(scanned.data), scanned.data, True
+                psbt, raw, binary = decoded(scanned, decode_psbt), scanned.data, True
             elif gate is not None and str(file) == "-":
                 psbt, binary = gate.bundle_psbt(), True
                 raw = gate.bundle.psbt
@@ -293,7 +293,7 @@ class _PolicyGate:
 
     @classmethod
     def open(cls, settings, request_file: Path | None, policy_file: Path | None,
-             scanned_bundle: bytes | None = None) -> "_PolicyGate | None":
+             scanned_bundle=None) -> "_PolicyGate | None":
         """None when no policy applies and no request is given (as --request FILE or scanned from QR);
         Refused `request-required` when a policy applies and no request is given. Under a policy,
         a missing or unreadable request is a refusal the ledger records too."""
@@ -318,7 +318,8 @@ class _PolicyGate:
             from coldsign.cli.request import read_bundle
             from coldsign.policy.request import decode_bundle
 
-            bundle = decode_bundle(scanned_bundle) if scanned_bundle is not None else read_bundle(request_file)[0]
+            bundle = (decoded(scanned_bundle, decode_bundle) if scanned_bundle is not None
+                      else read_bundle(request_file)[0])
         except (Refused, BadInput) as err:
             ledger.record_refusal(time=datetime.now(timezone.utc), nonce=None, rule=None,
                                   reason=f"{err.code}: {err.message}")

@@ -21,6 +21,22 @@ from pathlib import Path
 from coldsign.errors import UsageProblem
 
 SCAN_EXAMPLE = "coldsign psbt sign - --images 'camera/*.png' --keystore treasury-1 --out signed.psbt"
+# NOTE: BBQr carries no checksum: a frame of another transmission of the same file type and part
+# count joins unnoticed, and only the message's own decoding can fail.
+MIXED_FRAMES_HINT = ("the frames may mix two transmissions (BBQr carries no checksum): scan again with only "
+                     "this one on the screen")
+
+
+def decoded(scanned: "Scanned", decode):
+    """`decode(scanned.data)`; a message that does not decode says frames may have been mixed."""
+    from coldsign.errors import ColdsignError
+
+    try:
+        return decode(scanned.data)
+    except ColdsignError as err:
+        err.where = err.where or "the scanned QR frames"
+        err.hint = MIXED_FRAMES_HINT
+        raise
 
 
 @dataclass(frozen=True)

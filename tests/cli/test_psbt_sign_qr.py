@@ -222,3 +222,29 @@ def test_qr_options_go_with_a_qr_answer(alice, tmp_path):
     result = invoke("--home", home, "psbt", "sign", tmp_path / "withdrawal.psbt", "--mnemonic-file", words,
                     "--out", tmp_path / "signed.psbt", "--full-psbt", "--json")
     assert result.exit_code == 2 and "--full-psbt goes with --frames-dir or --qr" in result.output
+
+
+def test_frames_of_two_bundles_mixed_say_so(alice, shown, approved, tmp_path):
+    """BBQr has no checksum: frame 2 of another bundle of the same type and part count joins the
+    scan unnoticed, and the bundle then does not decode: exit 3, saying frames may be mixed."""
+    import shutil
+
+    import policykit
+
+    home, words = alice
+    psbt, _ = shown
+    keys = policykit.IDENTITIES
+    other = tmp_path / "other.bundle"
+    policykit.write_bundle(other, psbt.serialize(), keys["carol"], [keys["bob"], keys["alice"]],
+                           tip_height=840_001, tip_hash="00" * 31 + "0b", memo="another top-up")
+    docs = [ok("qr", "encode", bundle, "--type", "json", "--format", "bbqr", "--max-fragment", "400",
+               "--frames-dir", tmp_path / name, "--json") for bundle, name in ((approved, "mine"), (other, "theirs"))]
+    assert docs[0]["frames"] == docs[1]["frames"] >= 3
+    shutil.copyfile(tmp_path / "theirs" / "frame-0002.png", tmp_path / "mine" / "frame-0002.png")
+    result = invoke("--home", home, "psbt", "sign", "-", "--images", f"{tmp_path}/mine/frame-*.png",
+                    "--mnemonic-file", words, "--out", tmp_path / "signed.psbt", "--json")
+    assert result.exit_code == 3, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["hint"] == ("the frames may mix two transmissions (BBQr carries no checksum): scan again with "
+                             "only this one on the screen")
+    assert not (tmp_path / "signed.psbt").exists()
