@@ -3,7 +3,7 @@ the signatures shown or written out as animated QR.
 
 The signer's whole turn is then one command, and the ceremony log can say what really happened:
 `psbt-received` with source "qr" when the input was scanned, and an `exported` entry (format,
-frames, SHA-256 of the signed PSBT) once the frames are written or shown.
+frames, SHA-256 of what left) once the frames are written or shown.
 
 - `scan_input(...)`: the message the frame source (--images, --video or --camera) carries; a PSBT,
   or a request bundle (BBQr J, or UR bytes) whose PSBT is then the one signed;
@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from coldsign.errors import UsageProblem
+from coldsign.errors import ColdsignError, UsageProblem
 
 SCAN_EXAMPLE = "coldsign psbt sign - --images 'camera/*.png' --keystore treasury-1 --out signed.psbt"
 # NOTE: BBQr carries no checksum: a frame of another transmission of the same file type and part
@@ -29,8 +29,6 @@ MIXED_FRAMES_HINT = ("the frames may mix two transmissions (BBQr carries no chec
 
 def decoded(scanned: "Scanned", decode):
     """`decode(scanned.data)`; a message that does not decode says frames may have been mixed."""
-    from coldsign.errors import ColdsignError
-
     try:
         return decode(scanned.data)
     except ColdsignError as err:
@@ -78,7 +76,8 @@ def scan_input(file: Path, images: str | None, video: Path | None, camera: int |
 
 
 class QRAnswer:
-    """The signed PSBT as animated QR: frames to --frames-dir and/or shown in the terminal (--qr)."""
+    """The answer (the signatures, or the whole signed PSBT) as animated QR: frames to --frames-dir
+    and/or shown in the terminal (--qr)."""
 
     def __init__(self, frames_dir: Path | None, show: bool, fmt: str, density: str | None, *, stderr: bool,
                  cycles: int | None = None):
