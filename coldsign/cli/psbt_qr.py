@@ -19,12 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldsign.errors import ColdsignError, UsageProblem
+from coldsign.qr.bbqr import MIXED_FRAMES_HINT
 
 SCAN_EXAMPLE = "coldsign psbt sign - --images 'camera/*.png' --keystore treasury-1 --out signed.psbt"
-# NOTE: BBQr carries no checksum: a frame of another transmission of the same file type and part
-# count joins unnoticed, and only the message's own decoding can fail.
-MIXED_FRAMES_HINT = ("the frames may mix two transmissions (BBQr carries no checksum): scan again with only "
-                     "this one on the screen")
 
 
 def decoded(scanned: "Scanned", decode):

@@ -241,6 +241,12 @@ def _decode_body(part: BBQrPart) -> bytes:
         raise QRDecodeError(f"part {part.index}: bad base32 ({e})") from e
 
 
+# NOTE: BBQr carries no checksum: a frame of another transmission of the same file type and part
+# count joins unnoticed; only the message's decoding (inflating, then parsing) can fail.
+MIXED_FRAMES_HINT = ("the frames may mix two transmissions (BBQr carries no checksum): scan again with only "
+                     "this one on the screen")
+
+
 def inflate(packed: bytes, max_bytes: int = MAX_DECODED_BYTES) -> bytes:
     """Raw-deflate (wbits -10) decompression that stops past ``max_bytes`` of output."""
     inflater = zlib.decompressobj(ZLIB_WBITS)
@@ -248,16 +254,16 @@ def inflate(packed: bytes, max_bytes: int = MAX_DECODED_BYTES) -> bytes:
         out = inflater.decompress(packed, max_bytes + 1)
     except zlib.error as e:
         raise QRDecodeError(f"Z data is not a valid deflate stream ({e})",
-                            where="BBQr message") from e
+                            where="BBQr message", hint=MIXED_FRAMES_HINT) from e
     if len(out) > max_bytes or inflater.unconsumed_tail:
         raise QRDecodeError(f"Z data inflates past {max_bytes} bytes (the limit); refused",
                             where="BBQr message", hint="a zlib bomb or an oversized file")
     if not inflater.eof:
         raise QRDecodeError("Z data ends before its deflate stream does (truncated)",
-                            where="BBQr message")
+                            where="BBQr message", hint=MIXED_FRAMES_HINT)
     if inflater.unused_data:
         raise QRDecodeError(f"{len(inflater.unused_data)} bytes after the end of the deflate "
-                            "stream", where="BBQr message")
+                            "stream", where="BBQr message", hint=MIXED_FRAMES_HINT)
     return out
 
 

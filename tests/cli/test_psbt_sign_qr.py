@@ -226,7 +226,8 @@ def test_qr_options_go_with_a_qr_answer(alice, tmp_path):
 
 def test_frames_of_two_bundles_mixed_say_so(alice, shown, approved, tmp_path):
     """BBQr has no checksum: frame 2 of another bundle of the same type and part count joins the
-    scan unnoticed, and the bundle then does not decode: exit 3, saying frames may be mixed."""
+    scan unnoticed; then either the deflate stream or the bundle's JSON breaks (which one depends on
+    the bytes): exit 3 either way, saying frames may be mixed."""
     import shutil
 
     import policykit
@@ -245,6 +246,6 @@ def test_frames_of_two_bundles_mixed_say_so(alice, shown, approved, tmp_path):
                     "--mnemonic-file", words, "--out", tmp_path / "signed.psbt", "--json")
     assert result.exit_code == 3, result.output
     error = json.loads(result.stdout)["error"]
-    assert error["hint"] == ("the frames may mix two transmissions (BBQr carries no checksum): scan again with "
-                             "only this one on the screen")
+    assert error.get("hint") == ("the frames may mix two transmissions (BBQr carries no checksum): scan again with "
+                             "only this one on the screen"), error
     assert not (tmp_path / "signed.psbt").exists()
