@@ -47,9 +47,10 @@ def _ur_parts(cbor: bytes, ur_type: str, max_fragment: int | None):
 
 
 def _check_options(fmt: ExportFormat, script_type: ScriptType | None, path: str | None,
-                   ur_type: URType | None, frames_dir: Path | None, token: Path | None,
+                   ur_type: URType | None, ur_options: bool, token: Path | None,
                    description: str | None) -> None:
-    if fmt is not ExportFormat.ur and (ur_type is not None or frames_dir is not None):
+    """`ur_options`: one of --frames-dir, --max-fragment or --qr was given."""
+    if fmt is not ExportFormat.ur and (ur_type is not None or ur_options):
         raise UsageProblem("--ur-type, --frames-dir, --max-fragment and --qr go with --format ur")
     if fmt is not ExportFormat.bsms and (token is not None or description is not None):
         raise UsageProblem("--token-file and --description go with --format bsms")
@@ -111,7 +112,7 @@ def export(
 
     settings = settings_of(ctx, json_flag)
     network = settings.require_network()
-    _check_options(fmt, script_type, path, ur_type, frames_dir if max_fragment is None and not qr else Path(),
+    _check_options(fmt, script_type, path, ur_type, frames_dir is not None or max_fragment is not None or qr,
                    token_file, description)
     if cycles is not None and not qr:
         raise UsageProblem("--cycles goes with --qr")
