@@ -196,7 +196,7 @@ def sign(
                 raw = gate.bundle.psbt
             else:
                 psbt, raw, binary = read_psbt(file)
-            answer.check_terminal(psbt.serialize())
+            answer.check_terminal(psbt)
             if session is not None:
                 session.record(events.PSBT_RECEIVED, events.psbt_received(
                     hashlib.sha256(raw).hexdigest(), "file" if scanned is None else "qr", len(raw)))

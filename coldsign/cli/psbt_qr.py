@@ -93,12 +93,12 @@ class QRAnswer:
     def wanted(self) -> bool:
         return self.frames_dir is not None or self.show_it
 
-    def check_terminal(self, size_hint: bytes) -> None:
+    def check_terminal(self, psbt) -> None:
         """With --qr: refuse now (exit 7) when the terminal cannot show a PSBT of this size."""
         if self.show_it:
             from coldsign.cli.qr_send import TerminalQR
 
-            TerminalQR(size_hint, self.fmt, "psbt", stderr=self.stderr, density=self.density)
+            TerminalQR(psbt.serialize(), self.fmt, "psbt", stderr=self.stderr, density=self.density)
 
     def deliver(self, signed: bytes) -> tuple[dict, int]:
         """Write and/or show the PSBT `signed` (serialized); (the JSON facts, the number of frames
