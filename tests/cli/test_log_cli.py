@@ -145,30 +145,29 @@ def test_usage_and_bad_checkpoint(tmp_path):
     assert result.exit_code == 3 and doc["error"]["code"] == "checkpoint"
 
 
-def test_checkpoint_as_qr_scans_back(tmp_path):
+def qr_texts(screen: str) -> list[str]:
+    """The texts of the QR codes drawn with half blocks on `screen`, as a camera would read them."""
     import numpy as np
     import zxingcpp
 
     from coldsign.qr.render import modules_from_half_blocks, to_array
 
+    block_lines = [line for line in screen.splitlines() if set(line) <= set(" ▀▄█") and line.strip()]
+    image = to_array(modules_from_half_blocks(block_lines), 4)
+    return [r.text for r in zxingcpp.read_barcodes(np.ascontiguousarray(image), formats=zxingcpp.BarcodeFormat.QRCode)]
+
+
+def test_checkpoint_as_qr_scans_back(tmp_path):
     home = tmp_path / "home"
     fill(home, 3)
     result = CliRunner().invoke(app, ["--home", str(home), "log", "checkpoint", "--mnemonic-file",
                                       str(walletkit.write_mnemonic(tmp_path, "alice")), "--qr"])
     assert result.exit_code == 0, result.output
     text = (home / "ceremony" / "checkpoints" / "3.txt").read_text()
-    block_lines = [line for line in result.output.splitlines() if set(line) <= set(" ▀▄█") and line.strip()]
-    image = to_array(modules_from_half_blocks(block_lines), 4)
-    found = zxingcpp.read_barcodes(np.ascontiguousarray(image), formats=zxingcpp.BarcodeFormat.QRCode)
-    assert [r.text for r in found] == [text]
+    assert qr_texts(result.output) == [text]
 
 
 def test_close_draws_its_checkpoint_as_qr(tmp_path):
-    import numpy as np
-    import zxingcpp
-
-    from coldsign.qr.render import modules_from_half_blocks, to_array
-
     home, words = tmp_path / "home", walletkit.write_mnemonic(tmp_path, "alice")
     opened = CliRunner().invoke(app, ["--home", str(home), "log", "open", "--participants", "alice",
                                       "--mnemonic-file", str(words)])
@@ -176,10 +175,7 @@ def test_close_draws_its_checkpoint_as_qr(tmp_path):
     result = CliRunner().invoke(app, ["--home", str(home), "log", "close", "--mnemonic-file", str(words), "--qr"])
     assert result.exit_code == 0, result.output
     text = (home / "ceremony" / "checkpoints" / "2.txt").read_text()
-    block_lines = [line for line in result.stderr.splitlines() if set(line) <= set(" ▀▄█") and line.strip()]
-    image = to_array(modules_from_half_blocks(block_lines), 4)
-    found = zxingcpp.read_barcodes(np.ascontiguousarray(image), formats=zxingcpp.BarcodeFormat.QRCode)
-    assert [r.text for r in found] == [text]
+    assert qr_texts(result.stderr) == [text]
 
 
 def _export_qr(home, env, *extra):
