@@ -125,7 +125,17 @@ def damaged_entry(data: bytes) -> int | None:
 def run_audit(settings: Settings, path: Path, roster_file: Path | None, checkpoint_file: Path | None,
               previous_file: Path | None, chain_source: str | None, transactions: Path | None,
               network_name: str | None):
-    """Read everything, run `audit_export` or `audit_log`, return the AuditResult."""
+    """Read everything, run `audit_export` or `audit_log`, return the AuditResult; a file that
+    cannot be read as a log prints its failed verdict and exits 5 here."""
+    try:
+        return _audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
+                      network_name)
+    except Unreadable as damaged:
+        _fail_unreadable(settings, path, damaged)
+
+
+def _audit(settings: Settings, path: Path, roster_file: Path | None, checkpoint_file: Path | None,
+           previous_file: Path | None, chain_source: str | None, transactions: Path | None, network_name: str | None):
     from coldsign.ceremony.audit import audit_export_bytes, audit_log
     from coldsign.ceremony.checkpoint import looks_like_export
     from coldsign.ceremony.log import LOG_MAX_BYTES
@@ -237,11 +247,8 @@ def verify(
     Example: coldsign audit verify log-export.json --roster roster.json --previous paper-17.txt --chain-source regtest --network regtest --json
     """
     settings = settings_of(ctx, json_flag)
-    try:
-        result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source,
-                           transactions, network)
-    except Unreadable as damaged:
-        _fail_unreadable(settings, path, damaged)
+    result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
+                       network)
     doc = result.to_json()
     # NOTE: without any checkpoint a log cut short after its last entry looks whole: say so, not silently ok.
     doc["truncation_checked"] = result.checkpoint is not None or previous_file is not None
@@ -277,11 +284,8 @@ def report(
     from coldsign.store import atomic_write
 
     settings = settings_of(ctx, json_flag)
-    try:
-        result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source,
-                           transactions, network)
-    except Unreadable as damaged:
-        _fail_unreadable(settings, path, damaged)      # nothing to report on: no report written
+    result = run_audit(settings, path, roster_file, checkpoint_file, previous_file, chain_source, transactions,
+                       network)                        # unreadable: exit 5 there, no report written
     text = (render_html if fmt is ReportFormat.html else render_markdown)(result, title=path.name)
     atomic_write(out, text.encode("utf-8"), mode=0o644)
     doc = {"out": str(out), "format": fmt.value, "ok": result.ok, "entries": result.entries,

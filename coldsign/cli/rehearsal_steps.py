@@ -313,7 +313,7 @@ STEPS: tuple[Step, ...] = (
     Step(3, "request", "coordinator", "Olivia signs the request (expires in 4 h)", _request),
     Step(3, "approvals", "approvers", "Carol and Bob review and approve", _approvals),
     Step(4, "bundle-qr", "coordinator", "the approved bundle shown as QR", _bundle_out),
-    Step(5, "sign", "signers", "scan the bundle from camera pictures; review, policy, sign, log; the signed PSBT "
+    Step(5, "sign", "signers", "scan the bundle from camera pictures; review, policy, sign, log; the signatures "
          "as QR", _sign),
     Step(6, "collect", "coordinator", "scan the signatures back, collect, finalize (libbitcoinkernel)", _collect),
     Step(6, "broadcast", "coordinator", "broadcast, mine one block, sync", _broadcast),
