@@ -117,9 +117,9 @@ def _facts(result: "AuditResult") -> list[tuple[str, str]]:
     return rows
 
 
-def _ceremony_lines(c: Ceremony, who, root_at=None) -> list[tuple[str, str]]:
-    """(label, text) facts of one ceremony, in reading order; `root_at(size)` is the log's Merkle
-    root over its first `size` entries, None when the export does not hold them all."""
+def _ceremony_lines(c: Ceremony, who, roots: dict[int, bytes]) -> list[tuple[str, str]]:
+    """(label, text) facts of one ceremony, in reading order; `roots` maps a log size to its Merkle
+    root (`_close_roots`)."""
     rows = []
     if c.opened is not None:
         p = c.opened.payload
@@ -152,19 +152,26 @@ def _ceremony_lines(c: Ceremony, who, root_at=None) -> list[tuple[str, str]]:
         outcome = c.closed.payload.get("outcome", "")
         rows.append(("Closed", f"entry {c.closed.index}, {c.closed.time} ({UNTRUSTED})"
                      + (f": {outcome}" if outcome else "")))
-        root = root_at(c.closed.index + 1) if root_at is not None else None
+        root = roots.get(c.closed.index + 1)
         if root is not None:        # what `log close` signed, and the custodians wrote on paper
             rows.append(("Checkpoint at close", f"size {c.closed.index + 1}, root {root.hex()}"))
     return rows
 
 
-def _roots(result: "AuditResult"):
-    """size -> the Merkle root of the first `size` entries, when the export starts at entry 0."""
+def _close_roots(result: "AuditResult", found: list[Ceremony]) -> dict[int, bytes]:
+    """The log's Merkle root at each ceremony's close (size: the close entry + 1), in one pass over
+    the entries; none unless the export holds the log from entry 0 and verified."""
     from coldsign.ceremony import merkle
 
     if result.from_size != 0 or result.problems:
-        return None
-    return lambda size: merkle.tree_hash(result.lines[:size]) if size <= len(result.lines) else None
+        return {}
+    sizes = {c.closed.index + 1 for c in found if c.closed is not None}
+    acc, roots = merkle.MerkleAccumulator(), {}
+    for line in result.lines[:max(sizes, default=0)]:
+        acc.append(merkle.leaf_hash(line))
+        if acc.size in sizes:
+            roots[acc.size] = acc.root()
+    return roots
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -191,9 +198,11 @@ def render_markdown(result: "AuditResult", *, title: str = "ceremony log") -> st
         out.append(f"| {w.index} | {_md(w.time)} | {_md(w.actor)} | {_md(w.txid)} | {dests} | {_sat(w.amount_sat)} "
                    f"| {_md(_chain(w))} |")
     out.append("")
-    for n, c in enumerate(ceremonies(result), 1):
+    found = ceremonies(result)
+    roots = _close_roots(result, found)
+    for n, c in enumerate(found, 1):
         out += [f"## Ceremony {n}", ""] + [f"- **{_md(k)}:** {_md(v)}"
-                                           for k, v in _ceremony_lines(c, result.who, _roots(result))]
+                                           for k, v in _ceremony_lines(c, result.who, roots)]
         out += [f"- **Withdrawal:** entry {w.index}, txid {_md(w.txid)}, {_sat(w.amount_sat)}, chain: {_md(_chain(w))}"
                 for w in c.withdrawals] + [""]
     return "\n".join(out)
@@ -259,10 +268,11 @@ def render_html(result: "AuditResult", *, title: str = "ceremony log") -> str:
              _table(["Entry", "Time", "Signer", "Txid", "Destinations", "Total", "Chain"],
                     _withdrawal_rows(result.withdrawals), "withdrawals", frozenset({0, 5})),
              "</div>"]
-    for n, c in enumerate(ceremonies(result), 1):
+    found = ceremonies(result)
+    roots = _close_roots(result, found)
+    for n, c in enumerate(found, 1):
         parts.append(f"<h2>Ceremony {n}</h2>")
-        parts.append(_table(["", ""], [[_h(k), _h(v)] for k, v in _ceremony_lines(c, result.who, _roots(result))],
-                            "ceremony"))
+        parts.append(_table(["", ""], [[_h(k), _h(v)] for k, v in _ceremony_lines(c, result.who, roots)], "ceremony"))
         if c.withdrawals:
             parts.append(_table(["Entry", "Time", "Signer", "Txid", "Destinations", "Total", "Chain"],
                                 _withdrawal_rows(c.withdrawals), "ceremony-withdrawals", frozenset({0, 5})))
